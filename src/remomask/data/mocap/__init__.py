@@ -1,0 +1,33 @@
+"""Mocap import: BVH (Bandai-Namco, CMU) and ASF/AMC (CMU, HDM05) -> 22 HumanML3D joints.
+
+``import_mocap(path)`` gives (T, 22, 3) float32 joints in metres, Y-up, at 20 fps (spec 2.1, 2.2).
+Modules: ``bvh`` (BVH reader, forward kinematics, resampling), ``asf_amc`` (ASF/AMC reader),
+``mapping`` (joint tables per source skeleton), ``importer`` (the one-call import).
+"""
+
+from .asf_amc import AmcMotion, AsfSkeleton, asf_amc_motion, parse_amc, parse_asf
+from .bvh import BvhFile, MocapFormatError, SkeletonMotion, bvh_motion, forward_kinematics, parse_bvh
+from .importer import MocapImport, find_asf, import_mocap
+from .mapping import MAPPINGS, JointMap, detect_source, get_mapping, to_humanml3d
+
+__all__ = [
+    "MocapImport",
+    "import_mocap",
+    "find_asf",
+    "MocapFormatError",
+    "SkeletonMotion",
+    "forward_kinematics",
+    "BvhFile",
+    "parse_bvh",
+    "bvh_motion",
+    "AsfSkeleton",
+    "AmcMotion",
+    "parse_asf",
+    "parse_amc",
+    "asf_amc_motion",
+    "JointMap",
+    "MAPPINGS",
+    "get_mapping",
+    "detect_source",
+    "to_humanml3d",
+]
