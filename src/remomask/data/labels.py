@@ -38,22 +38,28 @@ CONTENT_PHRASES: dict[str, tuple[str, ...]] = {
     "run": ("runs forward", "jogs straight ahead", "runs ahead at a steady pace"),
     "dash": ("sprints forward", "dashes forward at full speed", "breaks into a fast sprint"),
     "walk-back": ("walks backwards", "steps backwards", "moves backwards step by step"),
-    "walk-left": ("walks to the left", "walks sideways to the left", "steps sideways to the left"),
-    "walk-right": ("walks to the right", "walks sideways to the right",
-                   "steps sideways to the right"),
+    # Bandai-1 walk-left/right: no turn (yaw change ~4 deg), ~3.7 m forward and ~2.1 m to the side
+    "walk-left": ("walks diagonally forward to the left", "walks forward and to the left",
+                  "walks ahead while drifting to the left"),
+    "walk-right": ("walks diagonally forward to the right", "walks forward and to the right",
+                   "walks ahead while drifting to the right"),
     "bow": ("bows", "bows forward from the waist", "makes a polite bow"),
-    "bye": ("waves goodbye with one hand", "raises a hand and waves goodbye",
-            "says goodbye with a small wave"),
+    # bye: the right wrist rises 0.7 m above the left in the median clip (mirrors say "left")
+    "bye": ("waves goodbye with the right hand", "raises the right hand and waves goodbye",
+            "says goodbye with a wave of the right hand"),
     "byebye": ("waves goodbye with both arms", "waves both hands to say goodbye",
                "waves a big goodbye with both arms"),
-    "guide": ("points the way with an outstretched arm", "gestures to show someone the way",
-              "guides someone with a sweeping arm gesture"),
-    "respond": ("answers with a raised hand", "responds to a call by raising a hand",
-                "raises a hand in response"),
+    # guide: the right wrist travels 2.7x as far as the left; respond (one clip): left hand raised
+    "guide": ("points the way with the right arm", "gestures with the right arm to show the way",
+              "guides someone with a sweeping gesture of the right arm"),
+    "respond": ("raises the left hand in response", "answers by raising the left hand",
+                "responds to a call with a raised left hand"),
     "call": ("calls out with hands around the mouth", "shouts to someone with cupped hands",
              "calls to someone far away"),
     "punch": ("throws punches", "punches forward with the fists", "throws a series of punches"),
-    "kick": ("kicks forward", "throws a kick", "kicks out with one leg"),
+    # kick: the right foot rises 1 m higher than the left
+    "kick": ("kicks forward with the right leg", "throws a kick with the right leg",
+             "kicks out with the right foot"),
     "slash": ("slashes with a sword", "swings a sword to slash", "cuts the air with a sword"),
     "dance-long": ("dances", "performs a long dance", "dances to music"),
     "dance-short": ("dances", "performs a short dance", "does a short dance routine"),
@@ -279,13 +285,13 @@ _add("DET", "a an the each")
 _add("PRON", "someone something")
 _add("ADP", "with without to from by on in like as of around above for into off at")
 _add("CCONJ", "and")
-_add("SCONJ", "if")
+_add("SCONJ", "if while")
 _add("PART", "to")
 _add("NUM", "two once four one")
 _add("ADV", "forward straight ahead backwards sideways up down high then back happily cheerfully "
             "sadly angrily furiously proudly timidly hesitantly gracefully tiredly wearily "
             "energetically actively rhythmically theatrically heavily slowly stiffly first "
-            "out quietly carefully flat sprightly away together")
+            "out quietly carefully flat sprightly away together diagonally")
 _add("ADJ", "few steady fast full small big polite outstretched sweeping long short left right "
             "both single sad downcast happy angry aggressive proud masculine broad manly feminine "
             "childish playful old elderly tired weary exhausted worn energetic lively youthful "
@@ -302,7 +308,7 @@ _add("VERB", "walks takes runs jogs dashes breaks sprints steps moves bows makes
              "slashes cuts dances performs does turns kicks throws punches lifts bends puts "
              "places crouches set touches brings reaches grabs stretches grab hops jumps lies "
              "gets lowers lie rotates circles sneaks tiptoes creeps squats stands rises shoots "
-             "starting worn cupped lumbering raised raising say turning")
+             "starting worn cupped lumbering raised raising say turning drifting")
 
 
 def pos_tag(text: str) -> list[tuple[str, str]]:
