@@ -21,6 +21,7 @@ slice                      size          content
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,7 @@ def _facing_rotation(pos: np.ndarray, face_joints: tuple[int, int, int, int],
     return _qbetween(forward, target)
 
 
+@lru_cache(maxsize=None)
 def _bone_parents(skeleton: Skeleton) -> tuple[np.ndarray, np.ndarray]:
     """Joints 1..J-1 and, for each, the joint whose bone rotation is its IK parent frame.
 
@@ -231,6 +233,7 @@ def _inverse_kinematics(pos: np.ndarray, skeleton: Skeleton, smooth_sigma: float
     return quats
 
 
+@lru_cache(maxsize=None)
 def _tree_depth(skeleton: Skeleton) -> np.ndarray:
     """(J,) depth of each joint below the root."""
     parents = skeleton.parents

@@ -8,6 +8,7 @@ leg-length indices) and section 4.1 (body parts, ``whole2parts`` / ``parts2whole
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -20,7 +21,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality/hash: skeletons are module constants
 class Skeleton:
     """A rooted skeleton as HumanML3D's processing code sees it.
 
@@ -63,7 +64,7 @@ class Skeleton:
         j = self.num_joints
         return 4 + (j - 1) * 9 + j * 3 + 4
 
-    @property
+    @cached_property
     def parents(self) -> np.ndarray:
         """(J,) parent index of each joint, -1 for the root, derived from the kinematic chain."""
         parents = np.full(self.num_joints, -1, dtype=np.int64)
@@ -72,7 +73,7 @@ class Skeleton:
                 parents[child] = parent
         return parents
 
-    @property
+    @cached_property
     def mirror_permutation(self) -> np.ndarray:
         """(J,) joint permutation that swaps left and right joints."""
         perm = np.arange(self.num_joints)
