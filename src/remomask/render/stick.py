@@ -17,7 +17,6 @@ the person's right-front, slightly from above, so a motion that faces +Z faces t
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 import time
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from remomask.data.skeleton import Skeleton, get_skeleton
+from remomask.data.storage import atomic_path
 from remomask.render.video import check_video_path, write_video
 
 __all__ = [
@@ -507,16 +507,8 @@ def render_strip(motion, out_png: str | os.PathLike, *, num_frames: int = 6,
     if title:
         band = _text_band([title], image.shape[1], dpi, fontsize=_TITLE_FONTSIZE + 2)
         image = np.concatenate([band, image], axis=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".part.png") as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
