@@ -43,6 +43,38 @@ def _fail_on(*errors: type[BaseException]):
     return wrap
 
 
+class LazyGroup(click.Group):
+    """A click group whose subcommands live in stage modules, imported only when invoked.
+
+    ``lazy`` maps a command name to ``"module:attribute"`` of a click command. Listing the
+    commands (``--help``) imports nothing; running one imports its module alone.
+    """
+
+    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import importlib
+
+            module, attr = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, "(see `--help` of the command)") for name in sorted(self.lazy)]
+        rows += [(name, cmd.get_short_help_str()) for name, cmd in
+                 ((n, super(LazyGroup, self).get_command(ctx, n)) for n in super().list_commands(ctx))
+                 if cmd is not None]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(sorted(rows))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="remomask")
 def main() -> None:
