@@ -1,0 +1,224 @@
+"""What the generators consume from the other stages, as small Protocols, and input checks (spec 4.7, 5.1).
+
+The generation stage does not import the tokenizer, the text encoder or the retriever. It needs:
+
+- token grids: ``(B, n, J')`` base-layer ids or ``(B, n, J', Q)`` all-layer ids, long, ``-1`` at padding
+  (what ``MotionTokenizer.encode`` returns), n = frames / 4;
+- the sentence embedding of each prompt: ``(B, text_dim)`` float (``TextFeatures.sentence``);
+- the top-k retrieved entries: any object with ``motion_emb`` and ``text_emb`` ``(B, k, E)`` and optionally
+  ``indices`` ``(B, k)`` (-1 = empty slot), i.e. :class:`RetrievalLike` (``RetrievalResult`` fits);
+- optionally the tokenizer codebooks ``(Q, K, C)`` to initialise the residual transformer's tables
+  (:func:`codebooks_of` reads them from a :class:`CodebookSource`).
+
+It also holds the RAG-CFG gate helpers (:func:`draw_gates`, :func:`resolve_gate`) shared by both transformers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+__all__ = [
+    "RetrievalLike",
+    "CodebookSource",
+    "Retrieved",
+    "as_retrieved",
+    "check_text",
+    "token_valid",
+    "codebooks_of",
+    "lengths_to_valid",
+    "draw_gates",
+    "resolve_gate",
+]
+
+
+@runtime_checkable
+class RetrievalLike(Protocol):
+    """Top-k retrieval result for B prompts (spec 4.7 ``re_dict``).
+
+    Attributes:
+        motion_emb: (B, k, E) float stored motion embeddings (L2-normalised, E = 512).
+        text_emb: (B, k, E) float stored text embeddings of the same entries.
+        indices: optional (B, k) long database rows, -1 for an empty slot (fewer than k distinct motions).
+    """
+
+    motion_emb: torch.Tensor
+    text_emb: torch.Tensor
+
+
+class CodebookSource(Protocol):
+    """A residual VQ whose layers expose their codebooks: ``quantizer.layers[l].codebook`` (K, C).
+
+    ``remomask.tokenizer.MotionTokenizer`` satisfies it.
+    """
+
+    quantizer: Any
+
+
+@dataclass
+class Retrieved:
+    """Retrieval inputs in the layout the models use.
+
+    Attributes:
+        motion: (B, k, E) float motion embeddings (zeros in empty slots).
+        text: (B, k, E) float text embeddings (zeros in empty slots).
+        valid: (B, k) bool, False for empty slots (they are treated like dropped retrieval).
+    """
+
+    motion: torch.Tensor
+    text: torch.Tensor
+    valid: torch.Tensor
+
+    def repeat(self, times: int) -> "Retrieved":
+        """The batch repeated ``times`` times along B (for batched guidance passes)."""
+        return Retrieved(self.motion.repeat(times, 1, 1), self.text.repeat(times, 1, 1), self.valid.repeat(times, 1))
+
+
+def as_retrieved(obj, batch_size: int, k: int, dim: int, device, dtype=torch.float32) -> Retrieved:
+    """Turn a :class:`RetrievalLike` (or :class:`Retrieved`, or a dict with ``motion_emb``/``text_emb``) into
+    :class:`Retrieved` with exactly ``k`` slots.
+
+    Extra slots are cut (the first k, best first, are kept); missing slots are added as empty.
+
+    Raises:
+        TypeError: an object without the two embedding tensors.
+        ValueError: wrong batch size or width, or NaN embeddings (names the fix).
+    """
+    if isinstance(obj, Retrieved):
+        motion, text, valid = obj.motion, obj.text, obj.valid
+    else:
+        get = obj.get if isinstance(obj, dict) else (lambda name, default=None: getattr(obj, name, default))
+        motion, text = get("motion_emb"), get("text_emb")
+        if not isinstance(motion, torch.Tensor) or not isinstance(text, torch.Tensor):
+            raise TypeError("retrieval input must have tensors motion_emb and text_emb of shape (B, k, E) "
+                            f"(a RetrievalResult from RetrievalDatabase.search), got {type(obj).__name__}")
+        indices = get("indices")
+        valid = (torch.as_tensor(indices) >= 0) if indices is not None else get("valid")
+        if valid is None:
+            valid = torch.ones(motion.shape[:2], dtype=torch.bool)
+    for name, t in (("motion_emb", motion), ("text_emb", text)):
+        if t.ndim == 2:
+            raise ValueError(f"retrieval {name} must be (B, k, E); got (B, E) = {tuple(t.shape)}: add the k axis "
+                             "with .unsqueeze(1)")
+        if t.ndim != 3 or t.shape[0] != batch_size or t.shape[2] != dim:
+            raise ValueError(f"retrieval {name} must be (B={batch_size}, k, E={dim}), got {tuple(t.shape)}")
+    if motion.shape != text.shape:
+        raise ValueError(f"retrieval motion_emb {tuple(motion.shape)} and text_emb {tuple(text.shape)} differ")
+    valid = torch.as_tensor(valid, device=motion.device).bool()
+    if valid.shape != motion.shape[:2]:
+        raise ValueError(f"retrieval validity must be (B, k) = {tuple(motion.shape[:2])}, got {tuple(valid.shape)}")
+    if torch.isnan(motion).any() or torch.isnan(text).any():
+        raise ValueError("retrieval embeddings contain NaN; rebuild the retrieval database")
+    have = motion.shape[1]
+    motion, text, valid = motion[:, :k], text[:, :k], valid[:, :k]
+    if have < k:
+        pad = k - have
+        motion = torch.cat([motion, motion.new_zeros(batch_size, pad, dim)], 1)
+        text = torch.cat([text, text.new_zeros(batch_size, pad, dim)], 1)
+        valid = torch.cat([valid, valid.new_zeros(batch_size, pad)], 1)
+    motion = motion.to(device=device, dtype=dtype) * valid.to(device)[..., None]
+    text = text.to(device=device, dtype=dtype) * valid.to(device)[..., None]
+    return Retrieved(motion, text, valid.to(device))
+
+
+def check_text(text, batch_size: int, dim: int, device, dtype=torch.float32) -> torch.Tensor | None:
+    """Validate a ``(B, text_dim)`` sentence embedding (None passes through: "no text").
+
+    Raises:
+        ValueError: wrong shape or NaN, with the expected shape.
+    """
+    if text is None:
+        return None
+    if hasattr(text, "sentence") and not isinstance(text, torch.Tensor):
+        text = text.sentence  # a TextFeatures tuple
+    if not isinstance(text, torch.Tensor) or text.shape != (batch_size, dim):
+        shape = tuple(text.shape) if isinstance(text, torch.Tensor) else type(text).__name__
+        raise ValueError(f"text must be the (B, text_dim) = ({batch_size}, {dim}) sentence embedding "
+                         f"(TextFeatures.sentence), got {shape}")
+    if torch.isnan(text).any():
+        raise ValueError("text embedding contains NaN")
+    return text.to(device=device, dtype=dtype)
+
+
+def token_valid(ids: torch.Tensor, num_codes: int, pad_id: int, allow_mask: bool = True) -> torch.Tensor:
+    """Validity mask of a token grid: True where ``ids`` is a code (or [MASK]), False at padding.
+
+    Args:
+        ids: integer tensor, any shape; padding is ``-1`` or ``pad_id``.
+        num_codes: K; codes are ``0..K-1`` and [MASK] is K.
+        pad_id: K + 1 for the masked transformer.
+        allow_mask: accept the [MASK] id K.
+
+    Raises:
+        ValueError: non-integer ids or ids outside ``{-1} U [0, K) U {K (mask), pad_id}``.
+    """
+    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
+        raise ValueError(f"token ids must be an integer tensor, got {getattr(ids, 'dtype', type(ids).__name__)}")
+    top = num_codes + (1 if allow_mask else 0)
+    bad = (ids < -1) | ((ids >= top) & (ids != pad_id))
+    if bad.any():
+        raise ValueError(f"token ids must be -1 (padding), 0..{num_codes - 1} (codes)"
+                         f"{f', {num_codes} (mask)' if allow_mask else ''} or {pad_id} (pad); found "
+                         f"{ids[bad][:4].tolist()}. Is the model's num_codes ({num_codes}) the tokenizer's?")
+    return (ids >= 0) & (ids != pad_id)
+
+
+def lengths_to_valid(token_lengths, num_tokens: int, num_columns: int, device=None) -> torch.Tensor:
+    """(B,) token lengths -> (B, num_tokens, num_columns) bool grid, True on the first ``length`` rows.
+
+    Raises:
+        ValueError: lengths not 1-D, < 1 or > num_tokens.
+    """
+    lengths = torch.as_tensor(token_lengths, dtype=torch.long, device=device)
+    if lengths.ndim != 1 or lengths.numel() == 0:
+        raise ValueError(f"token lengths must be a non-empty (B,) vector, got shape {tuple(lengths.shape)}")
+    if (lengths < 1).any() or (lengths > num_tokens).any():
+        raise ValueError(f"token lengths must be in 1..{num_tokens} (4 frames per token), got {lengths.tolist()}")
+    rows = torch.arange(num_tokens, device=lengths.device)[None, :] < lengths[:, None]
+    return rows[:, :, None].expand(-1, -1, num_columns)
+
+
+def codebooks_of(tokenizer: CodebookSource) -> torch.Tensor:
+    """Stack a tokenizer's residual codebooks into (Q, K, C).
+
+    Raises:
+        TypeError: the object has no ``quantizer.layers[*].codebook``.
+    """
+    try:
+        books = [layer.codebook for layer in tokenizer.quantizer.layers]
+    except AttributeError as exc:
+        raise TypeError("expected a tokenizer whose quantizer.layers[l].codebook are (K, C) tensors "
+                        f"(MotionTokenizer), got {type(tokenizer).__name__}") from exc
+    return torch.stack([b.detach() for b in books])
+
+
+def draw_gates(batch_size: int, drop_prob: float, device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B,) bool gates, each False (dropped) with probability ``drop_prob`` (spec 5.5)."""
+    return torch.rand(batch_size, device=device, generator=generator) >= drop_prob
+
+
+def resolve_gate(value, training: bool, drop_prob: float, batch_size: int, device, generator,
+                 name: str) -> torch.Tensor:
+    """A (B,) bool RAG-CFG gate: ``value`` (a bool or (B,) tensor) when given; else drawn with ``drop_prob``
+    in training mode (:func:`draw_gates`) and all on in eval mode.
+
+    Raises:
+        ValueError: a gate of the wrong shape (``name`` says which).
+    """
+    if value is None:
+        if training:
+            return draw_gates(batch_size, drop_prob, device, generator)
+        return torch.ones(batch_size, dtype=torch.bool, device=device)
+    return _gate(value, batch_size, device, name)
+
+
+def _gate(value, batch_size: int, device, name: str) -> torch.Tensor:
+    gate = torch.as_tensor(value, device=device)
+    if gate.ndim == 0:
+        gate = gate.expand(batch_size)
+    if gate.shape != (batch_size,):
+        raise ValueError(f"{name} must be a bool or a (B,) = ({batch_size},) bool tensor, "
+                         f"got shape {tuple(gate.shape)}")
+    return gate.bool()

@@ -1,0 +1,274 @@
+"""Sizes and switches of the generation models, with ``cpu`` and ``paper`` presets (spec 5.2, 5.5, 6.1, 7, 9).
+
+Three dataclasses, one per model: :class:`MaskTransformerConfig` (base layer, SSTA, RAG-CFG),
+:class:`ResidualTransformerConfig` (quantiser layers 1..Q-1) and :class:`LengthEstimatorConfig` (text ->
+token length). Each is JSON-round-trippable (``to_dict`` / ``from_dict``) and is the only constructor
+argument of its model.
+
+Presets:
+
+- ``paper``: the README run of the reference code (spec 5.2, 6.1, 9): masked transformer latent 512,
+  8 heads, 8 SSTA + 8 joint-wise + 8 time-wise layers, FF 1024, dropout 0.2, token table 258 x 1024;
+  residual transformer latent 384, 6 heads, 8 + 8 + 8 layers, shared weights, text drop 0.01.
+- ``cpu``: small models for the bundled dataset on a 2-core CPU (``benchmarks`` measure the step time;
+  see the numbers in the docstring of :data:`PRESETS`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+__all__ = [
+    "SSTA_KINDS",
+    "MaskTransformerConfig",
+    "ResidualTransformerConfig",
+    "LengthEstimatorConfig",
+    "PRESETS",
+]
+
+SSTA_KINDS = ("eccv", "linear")
+"""``eccv``: softmax SSTA of the ECCV paper (spec 5.6), remomask default. ``linear``: the public code's
+linear-attention variant (spec 5.3)."""
+
+
+class _ConfigMixin:
+    """``to_dict`` / ``from_dict`` / ``preset`` shared by the configs."""
+
+    _preset_key: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: unknown keys (names them) or bad values.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"{cls.__name__}.from_dict expects a dict, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {unknown}; known keys are {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def preset(cls, name: str, **overrides):
+        """The named preset (``cpu`` or ``paper``) with optional field overrides.
+
+        Raises:
+            ValueError: unknown preset or field.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        fields = dict(PRESETS[name][cls._preset_key])
+        fields.update(overrides)
+        return cls.from_dict(fields)
+
+
+def _check_positive(obj, names) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _check_nonneg(obj, names) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+
+
+def _check_prob(obj, names) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not 0.0 <= float(value) < 1.0:
+            raise ValueError(f"{name} must be a probability in [0, 1), got {value!r}")
+
+
+def _check_heads(dim: int, heads: int, what: str) -> None:
+    if dim % heads:
+        raise ValueError(f"{what}: latent_dim {dim} is not divisible by num_heads {heads}")
+    if dim % 4:
+        raise ValueError(f"{what}: latent_dim {dim} must be a multiple of 4 (2D sinusoidal position encoding)")
+
+
+@dataclass
+class MaskTransformerConfig(_ConfigMixin):
+    """Architecture of :class:`~remomask.generation.mask_transformer.MaskTransformer` (spec 5.1-5.6).
+
+    Attributes:
+        num_codes: K, codes per quantiser layer (256). Special ids: mask ``K``, pad ``K + 1``.
+        num_columns: J', token columns per time step (6).
+        max_tokens: time rows the position encoding covers (50 >= 196 frames / 4).
+        token_dim: width of the token embedding table (1024 in the reference; not tied to the VQ codebook),
+            followed by Linear(token_dim -> latent_dim) unless equal.
+        latent_dim, num_heads, ff_size, dropout: transformer width, heads, feed-forward width, dropout (on the
+            embeddings and the residual branches).
+        attn_dropout: dropout on the attention weights (0.2 as ``nn.TransformerEncoder`` in the reference;
+            0 lets the CPU use the fused attention kernel, about 2x faster training there).
+        ssta_layers: SSTA blocks (8). joint_layers: joint-wise ("attnj") blocks over the J' columns of one
+            time step (8; 0 = off). time_layers: time-wise ("attnt") blocks over the rows of one column
+            (8; 0 = off).
+        ssta: ``"eccv"`` (default: pre-norm residual softmax attention with FFN; K = [z; MLP([t; R_t; R_m])],
+            V = [z; R_m], spec 5.6) or ``"linear"`` (public code, spec 5.3: linear attention, the layer output
+            replaces the hidden state, no FFN).
+        text_dim: width of the sentence embedding the model is conditioned on (384 for all-MiniLM-L6-v2).
+        retrieval_dim: E, width of the retrieved motion / text embeddings (512).
+        retrieval_k: k, retrieved entries used per prompt (1).
+        use_retrieval: False gives the MoMask-style no-RAG baseline with the same blocks: no retrieval input,
+            and the text becomes a key/value token of the attention (as MoMask's prepended text token).
+        text_value: ECCV form only: also put the text token in the values (arXiv routing K = (z, t, ...),
+            V = (z, t, R_m)); the ECCV default keeps t only in the keys (inside h_sem).
+        text_drop, retrieval_drop: RAG-CFG training drop probabilities, drawn independently per sample (0.1
+            each, spec 5.5).
+    """
+
+    _preset_key = "mask"
+
+    num_codes: int = 256
+    num_columns: int = 6
+    max_tokens: int = 50
+    token_dim: int = 1024
+    latent_dim: int = 512
+    num_heads: int = 8
+    ff_size: int = 1024
+    dropout: float = 0.2
+    attn_dropout: float = 0.2
+    ssta_layers: int = 8
+    joint_layers: int = 8
+    time_layers: int = 8
+    ssta: str = "eccv"
+    text_dim: int = 384
+    retrieval_dim: int = 512
+    retrieval_k: int = 1
+    use_retrieval: bool = True
+    text_value: bool = False
+    text_drop: float = 0.1
+    retrieval_drop: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("num_codes", "num_columns", "max_tokens", "token_dim", "latent_dim", "num_heads",
+                               "ff_size", "ssta_layers", "text_dim", "retrieval_dim", "retrieval_k"))
+        _check_nonneg(self, ("joint_layers", "time_layers"))
+        _check_prob(self, ("dropout", "attn_dropout", "text_drop", "retrieval_drop"))
+        if self.ssta not in SSTA_KINDS:
+            raise ValueError(f"ssta must be one of {SSTA_KINDS}, got {self.ssta!r}")
+        _check_heads(self.latent_dim, self.num_heads, "MaskTransformerConfig")
+
+    @property
+    def mask_id(self) -> int:
+        """Id of the [MASK] token: K."""
+        return self.num_codes
+
+    @property
+    def pad_id(self) -> int:
+        """Id of the padding token: K + 1."""
+        return self.num_codes + 1
+
+
+@dataclass
+class ResidualTransformerConfig(_ConfigMixin):
+    """Architecture of :class:`~remomask.generation.residual_transformer.ResidualTransformer` (spec 6.1).
+
+    Attributes:
+        num_codes: K per layer (256). num_columns: J' (6). num_quantizers: Q (6); the model predicts layers
+            1..Q-1. max_tokens: time rows of the position encoding (50).
+        code_dim: width C of the per-layer token embedding / classifier tables (1024 in the reference).
+        latent_dim, num_heads, ff_size, dropout: transformer sizes (reference run: 384, 6, 1024, 0.2).
+        attn_dropout: dropout on the attention weights (0.2; see :class:`MaskTransformerConfig`).
+        layers: full 2D self-attention blocks (8). joint_layers, time_layers: joint-wise / time-wise blocks
+            (8 each; 0 = off).
+        share_weights: tie the embedding table of layer l to the classifier of layer l (l = 1..Q-2), no output
+            bias (spec 6.1 ``--share_weight``). Without it every layer has its own tables and a proper output
+            bias (the reference code's ``output += output + bias`` bug is not reproduced).
+        text_dim: sentence embedding width (384). text_drop: CFG training drop probability (0.1; the
+            reference README run uses 0.01, the ``paper`` preset).
+    """
+
+    _preset_key = "residual"
+
+    num_codes: int = 256
+    num_columns: int = 6
+    num_quantizers: int = 6
+    max_tokens: int = 50
+    code_dim: int = 1024
+    latent_dim: int = 384
+    num_heads: int = 6
+    ff_size: int = 1024
+    dropout: float = 0.2
+    attn_dropout: float = 0.2
+    layers: int = 8
+    joint_layers: int = 8
+    time_layers: int = 8
+    share_weights: bool = True
+    text_dim: int = 384
+    text_drop: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("num_codes", "num_columns", "max_tokens", "code_dim", "latent_dim", "num_heads",
+                               "ff_size", "layers", "text_dim"))
+        _check_nonneg(self, ("joint_layers", "time_layers"))
+        _check_prob(self, ("dropout", "attn_dropout", "text_drop"))
+        if not isinstance(self.num_quantizers, int) or self.num_quantizers < 2:
+            raise ValueError(f"num_quantizers must be >= 2 (layer 0 plus at least one residual layer), "
+                             f"got {self.num_quantizers!r}")
+        _check_heads(self.latent_dim, self.num_heads, "ResidualTransformerConfig")
+
+
+@dataclass
+class LengthEstimatorConfig(_ConfigMixin):
+    """Architecture of :class:`~remomask.generation.length_estimator.LengthEstimator` (spec 7, "Length selection").
+
+    Attributes:
+        text_dim: sentence embedding width (384).
+        hidden: widths of the hidden layers (512, 256, 128), each Linear -> LayerNorm -> LeakyReLU(0.2).
+        num_classes: token lengths 0..num_classes-1 (50; 4 frames per token, so up to 196 frames).
+        dropout: before every hidden Linear but the first (0.2; MoMask: before the 2nd and 3rd).
+    """
+
+    _preset_key = "length"
+
+    text_dim: int = 384
+    hidden: tuple = (512, 256, 128)
+    num_classes: int = 50
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(int(h) for h in self.hidden)
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError(f"hidden must be a non-empty list of positive widths, got {list(self.hidden)}")
+        _check_positive(self, ("text_dim", "num_classes"))
+        _check_prob(self, ("dropout",))
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (``hidden`` as a list)."""
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+PRESETS: dict[str, dict[str, dict]] = {
+    "paper": {
+        "mask": dict(token_dim=1024, latent_dim=512, num_heads=8, ff_size=1024, dropout=0.2,
+                     ssta_layers=8, joint_layers=8, time_layers=8),
+        "residual": dict(code_dim=1024, latent_dim=384, num_heads=6, ff_size=1024, dropout=0.2,
+                         layers=8, joint_layers=8, time_layers=8, share_weights=True, text_drop=0.01),
+        "length": dict(hidden=(512, 256, 128), dropout=0.2),
+    },
+    "cpu": {
+        "mask": dict(token_dim=128, latent_dim=128, num_heads=4, ff_size=256, dropout=0.0, attn_dropout=0.0,
+                     ssta_layers=2, joint_layers=1, time_layers=1),
+        "residual": dict(code_dim=128, latent_dim=128, num_heads=4, ff_size=256, dropout=0.0, attn_dropout=0.0,
+                         layers=2, joint_layers=1, time_layers=1, share_weights=True, text_drop=0.1),
+        "length": dict(hidden=(256, 128, 64), dropout=0.2),
+    },
+}
+"""Preset name -> {"mask" | "residual" | "length": config fields}. Dataset-dependent sizes (num_codes,
+num_columns, num_quantizers, text_dim) keep their defaults and are overridden from the tokenizer and the
+text encoder by the caller."""

@@ -1,0 +1,280 @@
+"""Building blocks of the generators: 2D position encoding, pre-norm attention blocks and the two SSTA
+variants (spec 5.2, 5.3, 5.6).
+
+Shapes: B batch, n token rows (time, 4 frames each), J columns (joint groups), N = n * J flattened
+time-major (index t * J + j), D latent width, H heads, k retrieved entries, E retrieval width.
+Validity masks are bool, True on real tokens; a query never attends to a False key.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "sinusoid_2d",
+    "attention",
+    "FeedForward",
+    "SelfAttentionBlock",
+    "SSTAConditions",
+    "SSTABlock",
+    "LinearSSTALayer",
+    "ensure_some_valid",
+]
+
+
+def _sinusoid(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """(P,) positions -> (P, dim): even channels sin, odd cos, frequencies exp(-2i ln(1e4) / dim)."""
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    angles = positions.float()[:, None] * freq[None, :]
+    out = torch.zeros(len(positions), dim)
+    out[:, 0::2] = torch.sin(angles)
+    out[:, 1::2] = torch.cos(angles)
+    return out
+
+
+def sinusoid_2d(rows: int, columns: int, dim: int) -> torch.Tensor:
+    """Fixed 2D sinusoidal position encoding (spec 5.2 step 2).
+
+    Channels ``[0, dim/2)`` encode the joint-column index, channels ``[dim/2, dim)`` the time row.
+
+    Returns:
+        (rows, columns, dim) float32.
+
+    Raises:
+        ValueError: ``dim`` not a multiple of 4.
+    """
+    if dim % 4:
+        raise ValueError(f"2D position encoding needs dim % 4 == 0, got {dim}")
+    half = dim // 2
+    col = _sinusoid(torch.arange(columns), half)             # (J, D/2)
+    row = _sinusoid(torch.arange(rows), half)                # (n, D/2)
+    return torch.cat([col[None].expand(rows, -1, -1), row[:, None].expand(-1, columns, -1)], dim=-1)
+
+
+def ensure_some_valid(valid: torch.Tensor) -> torch.Tensor:
+    """Rows of a (..., S) key mask with no True entry become all True.
+
+    Such rows belong to fully padded sequences (e.g. a padded time step in the joint-wise stack); letting
+    them attend among themselves keeps softmax finite, and their outputs never reach real tokens.
+    """
+    return valid | ~valid.any(-1, keepdim=True)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_valid: torch.Tensor | None,
+              heads: int, dropout: float = 0.0) -> torch.Tensor:
+    """Multi-head softmax attention via ``F.scaled_dot_product_attention``.
+
+    Args:
+        q: (B, N, D) projected queries. k, v: (B, S, D) projected keys / values.
+        key_valid: (B, S) bool, True = may be attended; every row must have a True entry
+            (see :func:`ensure_some_valid`). None = all valid.
+        heads: H (D % H == 0). dropout: attention-weight dropout (training only).
+
+    Returns:
+        (B, N, D).
+    """
+    b, n, d = q.shape
+    s = k.shape[1]
+    hd = d // heads
+    q = q.view(b, n, heads, hd).transpose(1, 2)              # (B, H, N, hd)
+    k = k.view(b, s, heads, hd).transpose(1, 2)              # (B, H, S, hd)
+    v = v.view(b, s, heads, hd).transpose(1, 2)
+    mask = None if key_valid is None else key_valid[:, None, None, :]   # (B, 1, 1, S)
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+    return y.transpose(1, 2).reshape(b, n, d)
+
+
+class FeedForward(nn.Module):
+    """Linear(D -> F) -> GELU -> Dropout -> Linear(F -> D). (B, N, D) -> (B, N, D)."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SelfAttentionBlock(nn.Module):
+    """Pre-norm transformer block: ``x + Attn(LN x)``, then ``x + FFN(LN x)``.
+
+    Used for the joint-wise and time-wise stacks (spec 5.2 steps 5-6) and the residual transformer's full
+    2D stack (spec 6.1). (The reference uses post-norm ``nn.TransformerEncoder`` layers; pre-norm trains
+    more stably with deep stacks and is what the SSTA blocks use too.)
+
+    Args:
+        dim, heads, ff_size: D, H, FFN width. dropout: on the residual branches and inside the FFN.
+        attn_dropout: on the attention weights (None = ``dropout``).
+    """
+
+    def __init__(self, dim: int, heads: int, ff_size: int, dropout: float, attn_dropout: float | None = None) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout if attn_dropout is None else attn_dropout
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim, ff_size, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, key_valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, S, D), key_valid (B, S) bool or None -> (B, S, D)."""
+        q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
+        p = self.dropout if self.training else 0.0
+        x = x + self.drop(self.proj(attention(q, k, v, key_valid, self.heads, p)))
+        return x + self.drop(self.ff(self.norm2(x)))
+
+
+@dataclass
+class SSTAConditions:
+    """Condition tokens shared by every SSTA layer of one forward pass (built by the masked transformer).
+
+    Attributes:
+        text: (B, D) projected text ``cond_emb(t)``, already multiplied by the text gate (zeros when dropped).
+        text_on: (B,) bool text gate.
+        text_slot: whether the text is its own key/value token (ECCV ``text_value`` or the no-RAG model).
+        retr_motion, retr_text: (B, k, E) retrieved embeddings, already multiplied by ``retr_on`` (or None
+            without retrieval).
+        retr_on: (B, k) bool: retrieval gate AND slot filled.
+        retr_value: (B, k, D) ``P_m(R_m)`` value tokens (ECCV) or None.
+    """
+
+    text: torch.Tensor
+    text_on: torch.Tensor
+    text_slot: bool
+    retr_motion: torch.Tensor | None = None
+    retr_text: torch.Tensor | None = None
+    retr_on: torch.Tensor | None = None
+    retr_value: torch.Tensor | None = None
+
+
+class SSTABlock(nn.Module):
+    """Semantic Spatio-Temporal Attention, ECCV form (spec 5.6), as a pre-norm residual block with FFN.
+
+    With z' = LN(z) over the N motion tokens and k retrieved entries::
+
+        h_sem_i = MLP([t * g_t ; R_t,i * g_r,i ; R_m,i * g_r,i])            (k semantic key tokens)
+        Q = W_q z'          K = W_k [z' ; LN_c(h_sem)]          V = W_v [z' ; LN_c(P_m R_m) * g_r]
+        z <- z + W_o softmax(Q K^T / sqrt(d)) V ;  z <- z + FFN(LN z)
+
+    A semantic slot is attended only when its text or its retrieval is on; a dropped source is zero in the
+    key MLP input and in the value, so the output does not depend on it (RAG-CFG gates, spec 5.5). With
+    ``text_slot`` the text is also one key/value token ``LN_c(t)``, attended when the text is on.
+
+    Args:
+        dim, heads, ff_size, dropout: D, H, FFN width, dropout (residual branches, FFN).
+        retrieval_dim: E, or 0 without retrieval (then only the text slot can be added).
+        attn_dropout: on the attention weights (None = ``dropout``).
+    """
+
+    def __init__(self, dim: int, heads: int, ff_size: int, dropout: float, retrieval_dim: int,
+                 attn_dropout: float | None = None) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout if attn_dropout is None else attn_dropout
+        self.norm = nn.LayerNorm(dim)
+        self.cond_norm = nn.LayerNorm(dim)
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+        self.sem_mlp = None
+        if retrieval_dim:
+            self.sem_mlp = nn.Sequential(nn.Linear(dim + 2 * retrieval_dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.norm2 = nn.LayerNorm(dim)
+        self.ff = FeedForward(dim, ff_size, dropout)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, cond: SSTAConditions) -> torch.Tensor:
+        """x (B, N, D), valid (B, N) bool -> (B, N, D)."""
+        b = x.shape[0]
+        h = self.norm(x)
+        keys, values, kv_valid = [self.k(h)], [self.v(h)], [valid]
+        if cond.text_slot:
+            t = self.cond_norm(cond.text)[:, None]                                   # (B, 1, D)
+            keys.append(self.k(t))
+            values.append(self.v(t))
+            kv_valid.append(cond.text_on[:, None])
+        if self.sem_mlp is not None and cond.retr_motion is not None:
+            k_slots = cond.retr_motion.shape[1]
+            sem_in = torch.cat([cond.text[:, None].expand(b, k_slots, -1), cond.retr_text, cond.retr_motion], -1)
+            sem = self.cond_norm(self.sem_mlp(sem_in))                               # (B, k, D)
+            keys.append(self.k(sem))
+            value = self.v(self.cond_norm(cond.retr_value))
+            values.append(value * cond.retr_on[..., None].to(value.dtype))            # dropped R_m -> value 0
+            kv_valid.append(cond.text_on[:, None] | cond.retr_on)
+        q = self.q(h)
+        k = torch.cat([t.to(q.dtype) for t in keys], 1)
+        v = torch.cat([t.to(q.dtype) for t in values], 1)
+        key_valid = torch.cat(kv_valid, 1)
+        p = self.dropout if self.training else 0.0
+        x = x + self.drop(self.proj(attention(q, k, v, key_valid, self.heads, p)))
+        return x + self.drop(self.ff(self.norm2(x)))
+
+
+class LinearSSTALayer(nn.Module):
+    """The public code's SSTA: linear "semantics-modulated" attention (spec 5.3), kept for the ablation.
+
+    Keys and values over [text token; k retrieval tokens; N motion tokens]::
+
+        Q = q(LN x) * valid                                   softmax over each head's channels
+        K = [k_t(LN_t t) ; k_r(LN_r1 [R_m | R_t]) ; k_m(LN x)]  softmax over the 1 + k + N sequence,
+                                                              dropped / padded entries excluded
+        V = [v_t(LN_t t) g_t ; v_r(LN_r2 R_m) g_r ; v_m(LN x) valid]    (v_r zero-initialised)
+        y = Q (K^T V) per head
+
+    As in the public code the output *replaces* the hidden state (no residual, no FFN, no output
+    projection; the dropout argument is unused).
+
+    Args:
+        dim, heads: D, H. retrieval_dim: E, or 0 without retrieval.
+    """
+
+    def __init__(self, dim: int, heads: int, retrieval_dim: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(dim)
+        self.text_norm = nn.LayerNorm(dim)
+        self.q = nn.Linear(dim, dim)
+        self.k_motion = nn.Linear(dim, dim)
+        self.v_motion = nn.Linear(dim, dim)
+        self.k_text = nn.Linear(dim, dim)
+        self.v_text = nn.Linear(dim, dim)
+        self.retrieval_dim = retrieval_dim
+        if retrieval_dim:
+            self.retr_key_norm = nn.LayerNorm(2 * retrieval_dim)
+            self.retr_value_norm = nn.LayerNorm(retrieval_dim)
+            self.k_retr = nn.Linear(2 * retrieval_dim, dim)
+            self.v_retr = nn.Linear(retrieval_dim, dim)
+            nn.init.zeros_(self.v_retr.weight)
+            nn.init.zeros_(self.v_retr.bias)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor, cond: SSTAConditions) -> torch.Tensor:
+        """x (B, N, D), valid (B, N) bool -> (B, N, D)."""
+        b, n, d = x.shape
+        hd = d // self.heads
+        h = self.norm(x)
+        t = self.text_norm(cond.text)[:, None]                                       # (B, 1, D)
+        keys, values, kv_valid = [self.k_text(t)], [self.v_text(t)], [cond.text_on[:, None]]
+        if self.retrieval_dim and cond.retr_motion is not None:
+            keys.append(self.k_retr(self.retr_key_norm(torch.cat([cond.retr_motion, cond.retr_text], -1))))
+            values.append(self.v_retr(self.retr_value_norm(cond.retr_motion)))
+            kv_valid.append(cond.retr_on)
+        keys.append(self.k_motion(h))
+        values.append(self.v_motion(h))
+        kv_valid.append(valid)
+        key_valid = torch.cat(kv_valid, 1)                                           # (B, S)
+        # float32 for the two softmaxes: the masked entries use a large negative number
+        k = torch.cat(keys, 1).float().masked_fill(~key_valid[..., None], -1e30)
+        v = torch.cat(values, 1).float() * key_valid[..., None]
+        q = self.q(h).float() * valid[..., None]
+        s = k.shape[1]
+        q = q.view(b, n, self.heads, hd).softmax(-1).transpose(1, 2)                 # (B, H, N, hd)
+        k = k.view(b, s, self.heads, hd).softmax(1).transpose(1, 2)                  # (B, H, S, hd)
+        v = v.view(b, s, self.heads, hd).transpose(1, 2)                             # (B, H, S, hd)
+        y = q @ (k.transpose(-1, -2) @ v)                                            # (B, H, N, hd)
+        return y.transpose(1, 2).reshape(b, n, d).to(x.dtype)
