@@ -70,3 +70,31 @@ def test_render_fixture_to_gif(tmp_path, fixtures_dir):
 
     frames = iio.imread(out)
     assert frames.shape[0] == 20
+
+
+def _lazy_groups():
+    from remomask import cli
+
+    yield "remomask", cli.main
+    for name in ("train", "evaluate", "retriever"):
+        yield name, cli.main.commands[name]
+
+
+def test_every_registered_command_resolves_to_a_click_command():
+    import click
+
+    for group_name, group in _lazy_groups():
+        ctx = click.Context(group)
+        for name in group.list_commands(ctx):
+            cmd = group.get_command(ctx, name)
+            assert isinstance(cmd, click.Command), f"{group_name} {name}"
+
+
+def test_help_of_every_stage_command():
+    runner = CliRunner()
+    for args in (["train", "tokenizer"], ["train", "retriever"], ["train", "mask-transformer"],
+                 ["evaluate", "t2m"], ["evaluate", "retrieval"], ["retriever", "build-db"],
+                 ["generate"], ["retrieve"]):
+        result = runner.invoke(main, args + ["--help"])
+        assert result.exit_code == 0, (args, result.output)
+        assert "Usage:" in result.output

@@ -46,11 +46,11 @@ def _fail_on(*errors: type[BaseException]):
 class LazyGroup(click.Group):
     """A click group whose subcommands live in stage modules, imported only when invoked.
 
-    ``lazy`` maps a command name to ``"module:attribute"`` of a click command. Listing the
-    commands (``--help``) imports nothing; running one imports its module alone.
+    ``lazy`` maps a command name to ``("module:attribute", short help)`` of a click command.
+    Listing the commands (``--help``) imports nothing; running one imports its module alone.
     """
 
-    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs):
+    def __init__(self, *args, lazy: dict[str, tuple[str, str]] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
 
@@ -61,12 +61,12 @@ class LazyGroup(click.Group):
         if name in self.lazy:
             import importlib
 
-            module, attr = self.lazy[name].split(":")
+            module, attr = self.lazy[name][0].split(":")
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, "(see `--help` of the command)") for name in sorted(self.lazy)]
+        rows = [(name, short) for name, (_, short) in self.lazy.items()]
         rows += [(name, cmd.get_short_help_str()) for name, cmd in
                  ((n, super(LazyGroup, self).get_command(ctx, n)) for n in super().list_commands(ctx))
                  if cmd is not None]
@@ -75,7 +75,12 @@ class LazyGroup(click.Group):
                 formatter.write_dl(sorted(rows))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, lazy={
+    "generate": ("remomask.generate_cli:generate", "Text to motion: joints, features, video, result.json."),
+    "retrieve": ("remomask.retrieval.commands:retrieve", "Retrieve the database motions nearest to a text."),
+    "assemble": ("remomask.generation.commands:assemble_pipeline",
+                 "Assemble trained stages into one pipeline folder."),
+})
 @click.version_option(package_name="remomask")
 def main() -> None:
     """remomask: retrieval-augmented masked text-to-motion generation (ReMoMask).
@@ -157,6 +162,33 @@ def data_export(dataset: str, out: Path | None) -> None:
     click.echo(str(out))
 
 
+# ---------------------------------------------------------------------------------------------
+# stage commands (defined in each stage's `commands` module, imported only when run)
+# ---------------------------------------------------------------------------------------------
+@main.group(cls=LazyGroup, lazy={
+    "tokenizer": ("remomask.tokenizer.commands:train_tokenizer", "2D residual VQ-VAE motion tokenizer."),
+    "retriever": ("remomask.retrieval.commands:train_retriever", "Part-level text-motion retriever (HBM)."),
+    "evaluator": ("remomask.evaluation.commands:train_evaluator", "Metric evaluator and label classifiers."),
+    "mask-transformer": ("remomask.generation.commands:train_mask_transformer", "Masked transformer with SSTA (base layer)."),
+    "residual-transformer": ("remomask.generation.commands:train_residual_transformer", "Residual transformer (layers 1..Q-1)."),
+    "length-estimator": ("remomask.generation.commands:train_length_estimator", "Text to motion length."),
+})
+def train() -> None:
+    """Train a stage (resumable, seeded; DDP under torchrun)."""
+
+
+@main.group(cls=LazyGroup, lazy={
+    "tokenizer": ("remomask.tokenizer.commands:evaluate_tokenizer", "Reconstruction MPJPE, codebook usage."),
+    "retrieval": ("remomask.retrieval.commands:evaluate_retrieval", "R@k, MedR, label precision."),
+    "t2m": ("remomask.evaluation.commands:evaluate_t2m", "R-precision, FID, MM-Dist, Diversity, MModality."),
+})
+def evaluate() -> None:
+    """Score a stage with the project's evaluation protocol."""
+
+
+@main.group(cls=LazyGroup, lazy={"build-db": ("remomask.retrieval.commands:build_db", "Build the FAISS retrieval database of a split.")})
+def retriever() -> None:
+    """Retrieval database tools."""
 # ---------------------------------------------------------------------------------------------
 # render
 # ---------------------------------------------------------------------------------------------

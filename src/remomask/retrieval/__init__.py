@@ -1,1 +1,54 @@
-"""retrieval stage."""
+"""Part-level text-motion retriever with HBM learning, and the retrieval database (spec 4.1-4.7, 10.3).
+
+Public API (imported lazily, so ``remomask.retrieval.commands`` stays light)::
+
+    from remomask.retrieval import PartRetriever, RetrievalDatabase, build_database
+
+    model = PartRetriever.from_pretrained("runs/retriever_cpu/model")
+    db = RetrievalDatabase.load("runs/retriever_cpu/model/database", model=model)
+    res = db.search(model.encode_text(["a person waves"]), k=1, exclude=[["000441"]])
+    res.motion_emb, res.text_emb   # (B, k, 512) each: the generator's re_motion / re_text
+    res.hits[0][0].caption, res.hits[0][0].motion_id, res.scores
+
+Modules: ``config`` (RetrieverConfig, presets), ``encoders`` and ``model`` (PartRetriever), ``hbm``
+(HBMLoss, queues, filtering), ``train`` (train_retriever), ``encode`` (encode_split, build_database),
+``database`` (RetrievalDatabase), ``metrics`` and ``evaluate``, ``commands`` (click).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = [
+    "RetrieverConfig", "PRESETS", "load_config",
+    "PartRetriever", "RetrieverOutput", "RetrieverLoadError",
+    "HBMLoss", "BatchMeta", "NegativeQueue", "false_negative_mask", "info_nce", "momentum_update",
+    "RetrievalDatabase", "RetrievalResult", "RetrievalHit", "DatabaseError",
+    "encode_split", "build_database", "SplitEmbeddings",
+    "retrieval_metrics", "batched_retrieval_metrics", "label_precision",
+    "evaluate_retriever", "text_to_text_baseline",
+    "train_retriever", "TrainingError",
+]
+
+_WHERE = {
+    "RetrieverConfig": "config", "PRESETS": "config", "load_config": "config",
+    "PartRetriever": "model", "RetrieverOutput": "model", "RetrieverLoadError": "model",
+    "HBMLoss": "hbm", "BatchMeta": "hbm", "NegativeQueue": "hbm", "false_negative_mask": "hbm",
+    "info_nce": "hbm", "momentum_update": "hbm",
+    "RetrievalDatabase": "database", "RetrievalResult": "database", "RetrievalHit": "database",
+    "DatabaseError": "database",
+    "encode_split": "encode", "build_database": "encode", "SplitEmbeddings": "encode",
+    "retrieval_metrics": "metrics", "batched_retrieval_metrics": "metrics", "label_precision": "metrics",
+    "evaluate_retriever": "evaluate", "text_to_text_baseline": "evaluate",
+    "train_retriever": "train", "TrainingError": "train",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

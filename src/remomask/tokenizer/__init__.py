@@ -1,1 +1,33 @@
-"""tokenizer stage."""
+"""Tokenizer stage: the 2D residual VQ-VAE that turns motion into token grids (spec 3).
+
+Public API (imported lazily, so that ``remomask.tokenizer.commands`` loads without torch):
+
+- :func:`to_grid` / :func:`from_grid` / :func:`grid_layout`: (B, T, D) features <-> (B, T, J', 12) grid
+  (spec 3.1).
+- :class:`TokenizerConfig` with presets ``cpu`` and ``paper`` (:data:`PRESETS`); :class:`MotionTokenizer`
+  with ``encode``, ``decode``, ``save_pretrained`` / ``from_pretrained``; :class:`CheckpointError`
+  (spec 3.2-3.3).
+- :class:`ResidualVQ` / :class:`QuantizeEMAReset`: the EMA residual quantiser (spec 3.3).
+- ``remomask.tokenizer.train.train_tokenizer`` (spec 3.4) and
+  ``remomask.tokenizer.evaluate.evaluate_tokenizer``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "PRESETS": "config", "TokenizerConfig": "config",
+    "to_grid": "grid", "from_grid": "grid", "grid_layout": "grid",
+    "MotionTokenizer": "model", "TokenizerOutput": "model",
+    "CheckpointError": "pretrained",
+    "QuantizeEMAReset": "quantizer", "ResidualVQ": "quantizer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,192 @@
+"""Generation speed: latency of one prompt, batched throughput, peak memory, training step time (issue 5).
+
+Usage::
+
+    python benchmarks/bench_generation.py                       # cpu preset, random weights, CPU
+    python benchmarks/bench_generation.py --model runs/pipeline_cpu
+    python benchmarks/bench_generation.py --preset paper --device cuda --batch 32 --batch 256
+
+What is timed (whole pipeline, ``ReMoMaskPipeline.__call__``): text encoding (the caches are emptied before
+every call), retrieval from the database, 10 masked-decoding steps with guidance on (two passes each:
+conditional and unconditional), the residual layers with guidance, decoding by the tokenizer and the
+recovery of joints. Every motion is 196 frames (9.8 s). Latency target (issue): one prompt <= 1.0 s on the
+2-core CPU with the ``cpu`` preset.
+
+Without ``--model`` the components are built with random weights at the preset's sizes (speed does not
+depend on the weights): the ``cpu`` / ``paper`` tokenizer, retriever, both transformers and the length
+estimator, and a database of 10,806 random entries (the size of the embedded train split's). Peak memory
+is the process's maximum resident set (CPU) or ``torch.cuda.max_memory_allocated`` (CUDA).
+
+``--train-steps`` also times training steps of both transformers (batch 32 crops of up to 196 frames,
+forward + backward + AdamW), which is what the ``cpu`` training presets are sized from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import time
+
+PROMPTS = ["a person walks forward, turns around and walks back", "someone waves with the right hand"]
+
+
+def build_random_pipeline(preset: str, device: str, entries: int = 10_806):
+    """A pipeline with random weights at the preset's sizes (the cost does not depend on the weights)."""
+    import numpy as np
+    import torch
+
+    from remomask.generation import (
+        LengthEstimator,
+        LengthEstimatorConfig,
+        MaskTransformer,
+        MaskTransformerConfig,
+        ResidualTransformer,
+        ResidualTransformerConfig,
+    )
+    from remomask.pipeline import ReMoMaskPipeline
+    from remomask.retrieval import PartRetriever, RetrievalDatabase, RetrieverConfig
+    from remomask.tokenizer import MotionTokenizer, TokenizerConfig
+
+    torch.manual_seed(0)
+    tok = MotionTokenizer(TokenizerConfig.preset(preset)).eval()
+    ret = PartRetriever(RetrieverConfig.preset_config(preset)).eval()
+    rng = np.random.default_rng(0)
+    e = ret.config.embed_dim
+    db = RetrievalDatabase(rng.normal(size=(entries, e)), rng.normal(size=(entries, e)),
+                           [f"caption {i}" for i in range(entries)], [f"{i // 3:06d}" for i in range(entries)],
+                           model_hash=ret.model_hash())
+    common = dict(num_codes=tok.config.num_codes, num_columns=tok.num_columns, text_dim=384)
+    mask = MaskTransformer(MaskTransformerConfig.preset(preset, retrieval_dim=e, **common)).eval()
+    res = ResidualTransformer(ResidualTransformerConfig.preset(preset, num_quantizers=tok.num_quantizers,
+                                                               **common)).eval()
+    length = LengthEstimator(LengthEstimatorConfig.preset(preset, text_dim=384)).eval()
+    return ReMoMaskPipeline(tok, mask, res, length, retriever=ret, database=db, device=device)
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _clear_caches(pipe) -> None:
+    pipe.conditions._text.clear()
+    pipe.conditions._retr.clear()
+    pipe.text_encoder.clear_cache()
+
+
+def time_call(pipe, batch: int, repeats: int, device: str) -> list[float]:
+    """Seconds per pipeline call for ``batch`` prompts of 196 frames (first call = warm-up, not counted)."""
+    texts = [PROMPTS[i % len(PROMPTS)] + f" {i}" for i in range(batch)]
+    times = []
+    for r in range(repeats + 1):
+        _clear_caches(pipe)
+        _sync(device)
+        start = time.perf_counter()
+        pipe(texts, frames=196, seed=r, steps=10, cond_scale=4.0)
+        _sync(device)
+        if r:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def peak_memory_mb(device: str) -> float:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_train_steps(pipe, steps: int = 3, batch: int = 32) -> dict[str, float]:
+    """Median seconds per training step (forward + backward + AdamW) of each transformer."""
+    import torch
+
+    from remomask.generation import Retrieved
+
+    dev = pipe.device
+    gen = torch.Generator().manual_seed(0)
+    q = pipe.tokenizer.num_quantizers
+    k = pipe.mask_transformer.config.num_codes
+    lengths = torch.randint(10, 50, (batch,), generator=gen)
+    lengths[0] = 49
+    ids = torch.randint(0, k, (batch, 49, pipe.tokenizer.num_columns, q), generator=gen)
+    for b, n in enumerate(lengths.tolist()):
+        ids[b, n:] = -1
+    ids = ids.to(dev)
+    text = torch.randn(batch, 384, device=dev)
+    e = pipe.mask_transformer.config.retrieval_dim
+    retr = Retrieved(torch.randn(batch, 1, e), torch.randn(batch, 1, e), torch.ones(batch, 1, dtype=torch.bool))
+    out = {}
+    models = (("mask transformer", pipe.mask_transformer), ("residual transformer", pipe.residual_transformer))
+    for name, model in models:
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        times = []
+        for _ in range(steps + 1):
+            _sync(str(dev))
+            start = time.perf_counter()
+            if name == "mask transformer":
+                loss = model.loss(ids[..., 0], text, retr, generator=None).loss
+            else:
+                loss = model.loss(ids, text).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            _sync(str(dev))
+            times.append(time.perf_counter() - start)
+        model.eval()
+        out[name] = statistics.median(times[1:])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="Pipeline folder (default: random weights at --preset sizes).")
+    parser.add_argument("--preset", choices=["cpu", "paper"], default="cpu")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+    parser.add_argument("--batch", type=int, action="append", default=None, help="Batch sizes (repeat) [1, 32].")
+    parser.add_argument("--repeats", type=int, default=5, help="Timed calls per batch size.")
+    parser.add_argument("--train-steps", action="store_true", help="Also time training steps of the transformers.")
+    args = parser.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from remomask.pipeline import ReMoMaskPipeline
+
+    if args.model:
+        pipe = ReMoMaskPipeline.from_pretrained(args.model, device=args.device)
+        what = args.model
+    else:
+        pipe = build_random_pipeline(args.preset, args.device)
+        what = f"{args.preset} preset, random weights"
+    params = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) / 1e6
+              for name in ("mask_transformer", "residual_transformer")}
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, device {args.device}"
+          + (f" ({torch.cuda.get_device_name()})" if args.device.startswith("cuda") else ""))
+    print(f"model: {what}; mask transformer {params['mask_transformer']:.2f} M, residual transformer "
+          f"{params['residual_transformer']:.2f} M parameters; database {len(pipe.database) if pipe.database else 0} "
+          "entries")
+    print("196 frames per motion, 10 steps, cond_scale 4 (residual 5), text encoding + retrieval + decoding included")
+    print(f"{'batch':>5} {'median s':>9} {'min s':>7} {'motions/s':>10} {'peak MB':>8}")
+    for batch in args.batch or [1, 32]:
+        if args.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        times = time_call(pipe, batch, args.repeats if batch == 1 else max(1, args.repeats // 2), args.device)
+        med = statistics.median(times)
+        print(f"{batch:>5} {med:>9.3f} {min(times):>7.3f} {batch / med:>10.1f} {peak_memory_mb(args.device):>8.0f}")
+    if args.train_steps:
+        for name, sec in time_train_steps(pipe).items():
+            print(f"training step, {name}, batch 32 x 196 frames: {sec:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

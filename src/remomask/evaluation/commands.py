@@ -1,0 +1,182 @@
+"""Click commands of the evaluation stage; ``remomask.cli`` registers them.
+
+- ``train_evaluator``: ``remomask train evaluator`` trains the embedded-dataset evaluator and its label
+  classifiers (:mod:`.training`).
+- ``evaluate_t2m``: ``remomask evaluate t2m`` scores a generator or a baseline with the protocol of
+  spec 10.2 (:mod:`.protocol`), prints a paper-style table and writes JSON.
+
+Only ``click`` is imported at module level, so ``remomask --help`` stays instant; torch and the models
+are imported inside the commands. Bad input ends with one ``error: ...`` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+
+__all__ = ["train_evaluator", "evaluate_t2m", "BASELINES"]
+
+BASELINES = ("real", "real-resample", "retrieval")
+"""Names accepted by ``--baseline``."""
+
+
+class _UsageFailure(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # one clear line, no traceback
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from ..data.layout import DatasetError
+    from .baselines import BaselineError
+    from .evaluator import EvaluatorError
+    from .metrics import MetricError
+    from .protocol import ProtocolError
+
+    return (DatasetError, EvaluatorError, ProtocolError, BaselineError, MetricError, FileNotFoundError)
+
+
+def _command_line(canonical: str) -> str:
+    """``canonical`` (e.g. ``"remomask train evaluator"``) followed by this command's own arguments."""
+    ctx = click.get_current_context(silent=True)
+    args = sys.argv[1:]
+    if ctx is not None and ctx.info_name in args:
+        args = args[args.index(ctx.info_name) + 1:]
+    return " ".join([canonical, *(shlex.quote(a) for a in args)])
+
+
+@click.command("evaluator")
+@click.option("--out", type=click.Path(), default=None,
+              help="Folder for the trained evaluator [default: the package's assets/models/evaluator].")
+@click.option("--work-dir", type=click.Path(), default="runs/evaluator", show_default=True,
+              help="Checkpoints (resume) and TensorBoard logs.")
+@click.option("--dataset", default="embedded", show_default=True, help="'embedded' or a HumanML3D-layout folder.")
+@click.option("--epochs", type=int, default=None, help="Contrastive epochs [default: config, 8].")
+@click.option("--classifier-epochs", type=int, default=None, help="Label classifier epochs [default: config, 10].")
+@click.option("--batch-size", type=int, default=None, help="Batch size [default: config, 64].")
+@click.option("--seed", type=int, default=None, help="Training seed [default: config, 2718].")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
+@click.option("--resume", is_flag=True, help="Continue from <work-dir>/checkpoint.pt.")
+@click.option("--no-progress", is_flag=True, help="No tqdm bars.")
+def train_evaluator(out, work_dir, dataset, epochs, classifier_epochs, batch_size, seed, threads, resume,
+                    no_progress) -> None:
+    """Train the text-motion evaluator and the action/style classifiers (used only for metrics)."""
+    try:
+        import torch
+
+        from .evaluator import DEFAULT_EVALUATOR_DIR, EvaluatorConfig
+        from .training import train_evaluator as train
+
+        if threads:
+            torch.set_num_threads(threads)
+        overrides = {k: v for k, v in dict(dataset=dataset, epochs=epochs, classifier_epochs=classifier_epochs,
+                                           batch_size=batch_size, seed=seed).items() if v is not None}
+        config = EvaluatorConfig(**overrides)
+        train(config, out or DEFAULT_EVALUATOR_DIR, work_dir=work_dir, resume=resume, progress=not no_progress,
+              command=_command_line("remomask train evaluator"), log=click.echo)
+    except _user_errors() as exc:
+        raise _UsageFailure(str(exc)) from exc
+
+
+def _baseline(name: str, layout, seed: int):
+    from .baselines import RealBaseline
+
+    if name == "real":
+        return RealBaseline(layout, "disjoint", seed=seed)
+    if name == "real-resample":
+        return RealBaseline(layout, "resample", seed=seed)
+    raise _UsageFailure("the retrieval-only baseline needs a trained retriever and its database, which "
+                        "`remomask evaluate t2m` cannot load yet; build it in Python with "
+                        "remomask.evaluation.RetrievalBaseline(nearest_fn)")
+
+
+def _model_source(model_dir: str):
+    try:
+        from .. import pipeline  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise _UsageFailure(f"--model {model_dir}: the generator pipeline (remomask.pipeline) is not available "
+                            "in this version; score a baseline with --baseline") from exc
+    loader = getattr(pipeline, "load_motion_source", None)
+    if loader is None:
+        raise _UsageFailure("remomask.pipeline has no load_motion_source(model_dir); update remomask")
+    return loader(model_dir)
+
+
+@click.command("t2m")
+@click.option("--model", "model_dir", type=click.Path(), default=None, help="Generator folder to score.")
+@click.option("--baseline", "baselines", multiple=True, type=click.Choice(BASELINES),
+              help="Baseline row(s) to score (repeat the option); 'real' = disjoint real clips (the ceiling), "
+                   "'real-resample' = the paper's GT-with-another-crop row.")
+@click.option("--split", default="test", show_default=True, help="test, test_unseen or another split file.")
+@click.option("--repeats", type=int, default=20, show_default=True, help="Full passes (mean ± CI95).")
+@click.option("--seed", type=int, default=10107, show_default=True, help="Protocol seed; repeat r uses seed + r.")
+@click.option("--dataset", default="embedded", show_default=True, help="'embedded' or a HumanML3D-layout folder.")
+@click.option("--evaluator", "evaluator_dir", type=click.Path(), default=None,
+              help="Evaluator folder [default: the bundled one].")
+@click.option("--official", "official_ckpt", type=click.Path(), default=None,
+              help="Use the standard evaluator: its text_mot_match/model/finest.tar or the release's checkpoints/ "
+                   "folder (HumanML3D / KIT-ML; needs --glove).")
+@click.option("--glove", "glove_dir", type=click.Path(), default=None, help="Folder of the our_vab_* GloVe files.")
+@click.option("--official-mean", type=click.Path(), default=None,
+              help="The standard evaluator's mean.npy [default: <checkpoints>/<t2m|kit>/Comp_v6_KLD005/meta].")
+@click.option("--official-std", type=click.Path(), default=None, help="The standard evaluator's std.npy.")
+@click.option("--json", "json_out", type=click.Path(), default=None, help="Write every metric as {mean, ci95}.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--no-progress", is_flag=True, help="No tqdm bars.")
+def evaluate_t2m(model_dir, baselines, split, repeats, seed, dataset, evaluator_dir, official_ckpt, glove_dir,
+                 official_mean, official_std, json_out, threads, no_progress) -> None:
+    """Score a generator and/or baselines with the text-to-motion protocol (spec 10.2).
+
+    Without --model or --baseline the Real (disjoint clips) baseline is scored. With --official the
+    standard HumanML3D / KIT-ML evaluator replaces remomask's (numbers comparable with the papers).
+    """
+    try:
+        import torch
+
+        from ..data.embedded import resolve_dataset
+        from ..data.layout import MotionLayout
+        from .evaluator import load_evaluator
+        from .protocol import evaluate_t2m as run, format_table, write_json
+
+        if threads:
+            torch.set_num_threads(threads)
+        if repeats < 1:
+            raise _UsageFailure(f"--repeats must be >= 1, got {repeats}")
+        names = list(baselines) or ([] if model_dir else ["real"])
+        layout = MotionLayout(resolve_dataset(dataset, progress=not no_progress), split, progress=False)
+        if official_ckpt:
+            from .official import OfficialT2MEvaluator
+
+            if glove_dir is None:
+                raise _UsageFailure("--official needs --glove DIR (the our_vab_* word vector files)")
+            evaluator = OfficialT2MEvaluator.from_files(official_ckpt, glove_dir, official_mean, official_std,
+                                                        dataset=layout.skeleton.name)
+        else:
+            evaluator = load_evaluator(evaluator_dir)
+        sources = [_baseline(n, layout, seed) for n in names]
+        if model_dir:
+            sources.append(_model_source(model_dir))
+        results = [run(src, split, repeats, seed, evaluator=evaluator, layout=layout, progress=not no_progress)
+                   for src in sources]
+        click.echo(format_table(results))
+        if json_out:
+            write_json(json_out, results, command=_command_line("remomask evaluate t2m"), split=split,
+                       repeats=repeats, seed=seed, dataset=str(layout.root))
+            click.echo(f"wrote {json_out}")
+    except _user_errors() as exc:
+        raise _UsageFailure(str(exc)) from exc
+
+
+@click.group()
+def _standalone() -> None:
+    """Evaluation commands (also registered in `remomask train` / `remomask evaluate`)."""
+
+
+_standalone.add_command(train_evaluator, "train-evaluator")
+_standalone.add_command(evaluate_t2m, "evaluate-t2m")
+
+if __name__ == "__main__":  # pragma: no cover
+    _standalone()

@@ -1,0 +1,447 @@
+"""The text-to-motion evaluation protocol with pluggable motion sources (spec 10.2).
+
+One repeat ``r`` of :func:`evaluate_t2m`:
+
+1. The evaluation loader of the split (spec 2.4: 40 <= T < 200, caption / coin / crop drawn from
+   ``default_rng([seed + r, i])``) is shuffled with seed ``seed + r`` and cut into batches of 32, the last
+   partial batch dropped. Motions stay de-normalised: each evaluator normalises with its own statistics.
+2. For every batch the motion source is asked for motions of the batch's captions at the ground-truth
+   lengths; torch's RNG is seeded with ``seed + r`` first, so sampling generators are reproducible.
+3. The evaluator embeds the texts, the ground-truth motions and the produced motions. Per batch:
+   R-precision top-1/2/3 and MM-Dist; over the whole pass: FID (ground truth vs produced), Diversity
+   (300 pairs), label accuracy of the produced motions against the prompts' labels (when the evaluator
+   has classifiers), and MModality for stochastic sources (the first 3 batches generated 30 times).
+
+Every metric is reported over ``repeats`` passes (20) as ``{mean, ci95 = 1.96 std / sqrt(N)}``. The
+ground-truth pairs give the reference numbers (R-precision, MM-Dist, Diversity of the real test data) in
+the same pass. :func:`evaluate_reconstruction` runs the same loop for a tokenizer (reconstruction FID).
+
+A **motion source** is ``source(captions, lengths, labels) -> features`` or ``-> (features, lengths)``:
+
+- ``captions``: B strings; ``lengths``: LongTensor (B,) frames at 20 fps (multiples of 4, 40..196);
+- ``labels``: B dicts with the prompt clip's labels from ``labels.json`` (possibly empty) plus its
+  ``"key"`` and ``"motion_id"``; generators must ignore them (they exist for the baselines);
+- features: (B, T, 263) **de-normalised** (spec 15.3), T >= the lengths; returned lengths (B,) may be
+  shorter than the requested ones (a retrieved motion that is too short), never longer.
+
+Optional attributes: ``name`` (row name), ``stochastic`` (True enables MModality) and ``set_seed(seed)``
+(called at the start of every repeat).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import torch
+
+from . import metrics as M
+
+__all__ = [
+    "MotionSource",
+    "Embedder",
+    "ProtocolError",
+    "T2MResult",
+    "evaluate_t2m",
+    "evaluate_reconstruction",
+    "format_table",
+    "results_to_json",
+    "write_json",
+    "DEFAULT_SEED",
+    "DEFAULT_REPEATS",
+]
+
+DEFAULT_SEED = 10107
+"""Seed of the reference protocol (``fixseed(10107)``, spec 10.2)."""
+DEFAULT_REPEATS = 20
+"""Full passes over the split (spec 10.2)."""
+
+
+class ProtocolError(ValueError):
+    """The protocol cannot run with the given source, evaluator or data (the message gives the fix)."""
+
+
+@runtime_checkable
+class MotionSource(Protocol):
+    """What the protocol evaluates: prompts -> de-normalised motions (see the module docstring)."""
+
+    def __call__(self, captions: list[str], lengths: torch.Tensor, labels: list[dict]):
+        ...
+
+
+class Embedder(Protocol):
+    """An evaluator: :class:`~remomask.evaluation.evaluator.T2MEvaluator` or the official one.
+
+    ``text_embeddings(batch)`` reads what it needs from the loader batch (``caption`` or ``tokens`` /
+    ``sent_len``) and returns (B, E); ``motion_embeddings(features, lengths)`` takes de-normalised
+    (B, T, D) features and (B,) lengths and returns (B, E). Optional: ``label_names`` and
+    ``predict_labels(features, lengths) -> {label: [B class names]}``.
+    """
+
+    name: str
+
+    def text_embeddings(self, batch: Mapping) -> torch.Tensor:
+        ...
+
+    def motion_embeddings(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        ...
+
+
+@dataclass
+class T2MResult:
+    """Scores of one motion source on one split.
+
+    Attributes:
+        name: row name. split, repeats, seed: the protocol's settings.
+        metrics: ``{metric: {"mean", "ci95", "std", "n"}}`` for the produced motions: ``top1``, ``top2``,
+            ``top3``, ``fid``, ``mm_dist``, ``diversity``, ``multimodality`` (NaN for deterministic
+            sources), ``<label>_acc`` per classifier.
+        reference: the same statistics for the ground-truth pairs of the pass (``top1..3``, ``mm_dist``,
+            ``diversity``, ``<label>_acc``).
+        per_repeat: raw per-repeat values of every metric (both dicts, ``gt_`` prefix for the reference).
+        info: evaluator, dataset, samples per repeat, seconds, and the source's ``fallbacks`` counters
+            (:class:`RealBaseline`; summed over all repeats).
+    """
+
+    name: str
+    split: str
+    repeats: int
+    seed: int
+    metrics: dict = field(default_factory=dict)
+    reference: dict = field(default_factory=dict)
+    per_repeat: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict; NaN becomes None."""
+        return _clean({"name": self.name, "split": self.split, "repeats": self.repeats, "seed": self.seed,
+                       "metrics": {k: {"mean": v["mean"], "ci95": v["ci95"]} for k, v in self.metrics.items()},
+                       "reference": {k: {"mean": v["mean"], "ci95": v["ci95"]} for k, v in self.reference.items()},
+                       "per_repeat": self.per_repeat, "info": self.info})
+
+
+def _clean(x):
+    if isinstance(x, float):
+        return None if not math.isfinite(x) else x
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (np.floating, np.integer)):
+        return _clean(x.item())
+    return x
+
+
+def _call_source(source, captions, lengths, labels, dim):
+    out = source(list(captions), lengths.clone(), labels)
+    gen_len = lengths
+    if isinstance(out, tuple):
+        if len(out) != 2:
+            raise ProtocolError("a motion source returns features or (features, lengths)")
+        out, gen_len = out
+        gen_len = torch.as_tensor(gen_len, dtype=torch.long).reshape(-1)
+        if gen_len.shape != lengths.shape or (gen_len > lengths).any() or (gen_len < 4).any():
+            raise ProtocolError(f"the motion source returned lengths {gen_len.tolist()[:8]}...; they must be "
+                                "between 4 and the requested lengths")
+    if not isinstance(out, torch.Tensor) or out.ndim != 3 or out.shape[0] != len(captions) or out.shape[2] != dim:
+        raise ProtocolError(f"the motion source returned {getattr(out, 'shape', type(out).__name__)}; expected "
+                            f"a tensor ({len(captions)}, T, {dim}) of de-normalised features")
+    if out.shape[1] < int(gen_len.max()):
+        raise ProtocolError(f"the motion source returned {out.shape[1]} frames for lengths up to {int(gen_len.max())}")
+    if not torch.isfinite(out).all():
+        raise ProtocolError("the motion source returned NaN or inf features")
+    return out.float(), gen_len
+
+
+def _labels(batch: Mapping) -> list[dict]:
+    return [{**dict(lab), "key": key, "motion_id": mid}
+            for lab, key, mid in zip(batch["labels"], batch["key"], batch["motion_id"])]
+
+
+def _resolve_evaluator(evaluator):
+    if evaluator is None or isinstance(evaluator, (str, os.PathLike)):
+        from .evaluator import load_evaluator
+
+        return load_evaluator(evaluator)
+    for attr in ("text_embeddings", "motion_embeddings"):
+        if not callable(getattr(evaluator, attr, None)):
+            raise ProtocolError(f"the evaluator has no {attr}() method; pass a T2MEvaluator, an "
+                                "OfficialT2MEvaluator or a folder written by `remomask train evaluator`")
+    return evaluator
+
+
+def _layout(dataset, split: str, layout):
+    if layout is not None:
+        return layout
+    from ..data.embedded import resolve_dataset
+    from ..data.layout import MotionLayout
+
+    return MotionLayout(resolve_dataset(dataset, progress=False), split, progress=False)
+
+
+def _loader_dataset(layout):
+    from ..data.datasets import EvalTextMotionDataset
+
+    dim = layout.skeleton.feature_dim
+    return EvalTextMotionDataset(layout, mean=np.zeros(dim, np.float32), std=np.ones(dim, np.float32))
+
+
+def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch_size: int, progress: bool,
+         mm_source=None, mm_batches: int = 3, mm_repeats: int = 30, set_seed=None, desc: str = "evaluate",
+         extra: Callable | None = None):
+    """The loop shared by :func:`evaluate_t2m` and :func:`evaluate_reconstruction`."""
+    from tqdm.auto import tqdm
+    from torch.utils.data import DataLoader
+
+    from ..data.datasets import collate
+
+    ds = _loader_dataset(layout)
+    dim = layout.skeleton.feature_dim
+    if len(ds) < batch_size:
+        raise ProtocolError(f"split {layout.split!r} has {len(ds)} samples, fewer than one batch of {batch_size}")
+    classify = callable(getattr(evaluator, "predict_labels", None)) and bool(getattr(evaluator, "label_names", []))
+    label_names = list(evaluator.label_names) if classify else []
+    per: dict[str, list[float]] = {}
+
+    def add(key, value):
+        per.setdefault(key, []).append(float(value))
+
+    for r in tqdm(range(repeats), desc=desc, disable=not progress, unit="repeat"):
+        rseed = seed + r
+        ds.seed = rseed
+        torch.manual_seed(rseed)
+        if set_seed is not None:
+            set_seed(rseed)
+        rng = np.random.default_rng([seed, r])
+        loader = DataLoader(ds, batch_size, shuffle=True, drop_last=True, collate_fn=collate,
+                            generator=torch.Generator().manual_seed(rseed))
+        gt_all, gen_all, tops, gt_tops, dists, gt_dists, mm = [], [], [], [], [], [], []
+        hits = {n: [] for n in label_names}
+        gt_hits = {n: [] for n in label_names}
+        extras: list[dict] = []
+        with torch.no_grad():
+            for b, batch in enumerate(loader):
+                lengths = batch["length"]
+                gen, gen_len = produce(batch)
+                text = evaluator.text_embeddings(batch).float().cpu()
+                gt = evaluator.motion_embeddings(batch["motion"], lengths).float().cpu()
+                em = evaluator.motion_embeddings(gen, gen_len).float().cpu()
+                gt_all.append(gt)
+                gen_all.append(em)
+                tops.append(M.r_precision(text, em))
+                gt_tops.append(M.r_precision(text, gt))
+                dists.append(M.matching_distance(text, em))
+                gt_dists.append(M.matching_distance(text, gt))
+                if classify:
+                    pred = evaluator.predict_labels(gen, gen_len)
+                    gt_pred = evaluator.predict_labels(batch["motion"], lengths)
+                    for n in label_names:
+                        target = [lab.get(n) for lab in batch["labels"]]
+                        hits[n].append(M.label_accuracy(pred[n], target))
+                        gt_hits[n].append(M.label_accuracy(gt_pred[n], target))
+                if extra is not None:
+                    extras.append(extra(batch, gen, gen_len))
+                if mm_source is not None and b < mm_batches:
+                    runs = [evaluator.motion_embeddings(*mm_source(batch)).float().cpu() for _ in range(mm_repeats)]
+                    mm.append(torch.stack(runs, dim=1))  # (B, R, E)
+        gt_all, gen_all = torch.cat(gt_all).numpy(), torch.cat(gen_all).numpy()
+        top, gt_top = np.mean(tops, axis=0), np.mean(gt_tops, axis=0)
+        for k in range(3):
+            add(f"top{k + 1}", top[k])
+            add(f"gt_top{k + 1}", gt_top[k])
+        add("fid", M.fid(gt_all, gen_all))
+        add("mm_dist", np.mean(dists))
+        add("gt_mm_dist", np.mean(gt_dists))
+        pairs = min(M.DIVERSITY_PAIRS, len(gen_all))
+        add("diversity", M.diversity(gen_all, pairs, rng))
+        add("gt_diversity", M.diversity(gt_all, pairs, rng))
+        add("multimodality", M.multimodality(torch.cat(mm).numpy(), min(M.MULTIMODALITY_PAIRS, mm_repeats), rng)
+            if mm else float("nan"))
+        for n in label_names:
+            for key, store in ((f"{n}_acc", hits[n]), (f"gt_{n}_acc", gt_hits[n])):
+                counted = sum(c for _, c in store)
+                add(key, sum(a * c for a, c in store if c) / counted if counted else float("nan"))
+        for key in (extras[0] if extras else {}):
+            add(key, np.mean([e[key] for e in extras]))
+    samples = (len(ds) // batch_size) * batch_size
+    return per, samples
+
+
+def _split_results(per: dict) -> tuple[dict, dict]:
+    metrics = {k: M.summarize(v) for k, v in per.items() if not k.startswith("gt_")}
+    reference = {k[3:]: M.summarize(v) for k, v in per.items() if k.startswith("gt_")}
+    return metrics, reference
+
+
+def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPEATS, seed: int = DEFAULT_SEED, *,
+                 dataset: str | os.PathLike = "embedded", evaluator=None, layout=None, name: str | None = None,
+                 batch_size: int = M.R_PRECISION_BATCH, multimodality: bool | None = None, mm_batches: int = 3,
+                 mm_repeats: int = 30, progress: bool = True) -> T2MResult:
+    """Score a motion source on a split with the text-to-motion protocol (spec 10.2; module docstring).
+
+    Args:
+        motion_source: see :class:`MotionSource`.
+        split: ``"test"`` or ``"test_unseen"`` (any split file of the dataset works).
+        repeats: full passes (20); seed: the protocol seed (10107); repeat r uses ``seed + r``.
+        dataset: ``"embedded"`` or a HumanML3D-layout folder (ignored when ``layout`` is given).
+        evaluator: a :class:`T2MEvaluator`, an :class:`OfficialT2MEvaluator`, an evaluator folder, or None
+            for the evaluator shipped with remomask.
+        layout: a ready :class:`~remomask.data.layout.MotionLayout` of the split (shares one load).
+        name: row name (default: ``motion_source.name`` or its class name).
+        batch_size: R-precision batch (32).
+        multimodality: compute MModality; None = when ``motion_source.stochastic`` is true.
+        mm_batches, mm_repeats: MModality on the first ``mm_batches`` batches, each generated ``mm_repeats``
+            times (3 and 30 in the reference protocol).
+        progress: tqdm bar over repeats.
+
+    Returns:
+        :class:`T2MResult`.
+
+    Raises:
+        ProtocolError: a source output of the wrong shape, a split smaller than one batch, a bad evaluator.
+        EvaluatorError / DatasetError: the evaluator or the data cannot be loaded.
+    """
+    if repeats < 1:
+        raise ProtocolError(f"repeats must be >= 1, got {repeats}")
+    evaluator = _resolve_evaluator(evaluator)
+    layout = _layout(dataset, split, layout)
+    dim = layout.skeleton.feature_dim
+    start = time.time()
+
+    def produce(batch):
+        return _call_source(motion_source, batch["caption"], batch["length"], _labels(batch), dim)
+
+    use_mm = bool(getattr(motion_source, "stochastic", False)) if multimodality is None else multimodality
+    per, samples = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed, batch_size=batch_size,
+                        progress=progress, mm_source=produce if use_mm else None, mm_batches=mm_batches,
+                        mm_repeats=mm_repeats, set_seed=getattr(motion_source, "set_seed", None),
+                        desc=f"evaluate {split}")
+    metrics, reference = _split_results(per)
+    info = {"evaluator": getattr(evaluator, "name", type(evaluator).__name__), "dataset": str(layout.root),
+            "samples_per_repeat": samples, "batch_size": batch_size, "seconds": time.time() - start,
+            "multimodality": {"batches": mm_batches, "repeats": mm_repeats} if use_mm else None}
+    if hasattr(motion_source, "fallbacks"):
+        info["fallbacks"] = dict(motion_source.fallbacks)
+    row = name or getattr(motion_source, "name", None) or type(motion_source).__name__
+    return T2MResult(row, split, repeats, seed, metrics, reference, per, info)
+
+
+def _mpjpe_mm(gt: torch.Tensor, rec: torch.Tensor, lengths: torch.Tensor) -> float:
+    from ..data.features import joints_from_features
+
+    errs = []
+    for i, n in enumerate(lengths.tolist()):
+        a = joints_from_features(gt[i, :n].double().numpy())
+        b = joints_from_features(rec[i, :n].double().numpy())
+        a, b = a - a[:, :1], b - b[:, :1]  # pelvis-aligned
+        errs.append(np.linalg.norm(a - b, axis=-1).mean())
+    return float(np.mean(errs) * 1000.0)
+
+
+def evaluate_reconstruction(reconstruct: Callable, split: str = "test", repeats: int = DEFAULT_REPEATS,
+                            seed: int = DEFAULT_SEED, *, dataset: str | os.PathLike = "embedded", evaluator=None,
+                            layout=None, name: str = "reconstruction", batch_size: int = M.R_PRECISION_BATCH,
+                            progress: bool = True) -> T2MResult:
+    """Reconstruction FID (and MPJPE) of a tokenizer under the protocol's loader (spec 10.2, eval_vq).
+
+    Args:
+        reconstruct: ``reconstruct(features (B, T, D) de-normalised, lengths (B,)) -> (B, T, D)``
+            de-normalised reconstructions (the tokenizer encodes and decodes; it normalises internally).
+        Other arguments: as :func:`evaluate_t2m`.
+
+    Returns:
+        :class:`T2MResult` with ``fid``, ``mpjpe_mm`` (mean per-joint position error in millimetres after
+        aligning the pelvis, over the real frames), ``top1..3``, ``mm_dist``, ``diversity`` and label
+        accuracies of the reconstructions.
+    """
+    evaluator = _resolve_evaluator(evaluator)
+    layout = _layout(dataset, split, layout)
+    dim = layout.skeleton.feature_dim
+    start = time.time()
+
+    def produce(batch):
+        out = reconstruct(batch["motion"].clone(), batch["length"].clone())
+        if not isinstance(out, torch.Tensor) or out.shape != batch["motion"].shape:
+            raise ProtocolError(f"reconstruct() returned {getattr(out, 'shape', type(out).__name__)}; expected "
+                                f"{tuple(batch['motion'].shape)}")
+        return out.float(), batch["length"]
+
+    def extra(batch, gen, gen_len):
+        return {"mpjpe_mm": _mpjpe_mm(batch["motion"], gen, gen_len)}
+
+    per, samples = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed, batch_size=batch_size,
+                        progress=progress, desc=f"reconstruct {split}", extra=extra)
+    per.pop("multimodality", None)
+    metrics, reference = _split_results(per)
+    info = {"evaluator": getattr(evaluator, "name", type(evaluator).__name__), "dataset": str(layout.root),
+            "samples_per_repeat": samples, "seconds": time.time() - start, "feature_dim": dim}
+    return T2MResult(name, split, repeats, seed, metrics, reference, per, info)
+
+
+# -- reporting -------------------------------------------------------------------------------------
+
+_COLUMNS = [("top1", "Top1"), ("top2", "Top2"), ("top3", "Top3"), ("fid", "FID"), ("mm_dist", "MM-Dist"),
+            ("diversity", "Diversity"), ("multimodality", "MModality")]
+
+
+def _cell(stat: Mapping | None) -> str:
+    if not stat or stat.get("mean") is None or not math.isfinite(stat["mean"]):
+        return "-"
+    ci = stat.get("ci95")
+    ci_text = f"{ci:.3f}".lstrip("0") if ci is not None and math.isfinite(ci) else "-"
+    return f"{stat['mean']:.3f}±{ci_text}"
+
+
+def format_table(results: Sequence[T2MResult], *, reference: bool = True) -> str:
+    """Paper-style markdown table: one row per result, ``mean±ci95`` cells, label accuracy columns.
+
+    With ``reference`` a first row "Ground truth (reference)" shows the real test pairs scored in the same
+    pass (R-precision, MM-Dist, Diversity, label accuracy of the real motions) of the first result.
+    """
+    if not results:
+        return ""
+    labels = sorted({k for r in results for k in r.metrics if k.endswith("_acc")})
+    cols = _COLUMNS + [(k, k[:-4].capitalize() + " acc") for k in labels]
+    extra = sorted({k for r in results for k in r.metrics} - {c for c, _ in cols})
+    cols += [(k, k) for k in extra]
+    lines = ["| method | " + " | ".join(h for _, h in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    if reference and results[0].reference:
+        ref = results[0].reference
+        lines.append("| Ground truth (reference) | " + " | ".join(_cell(ref.get(c)) for c, _ in cols) + " |")
+    for r in results:
+        lines.append(f"| {r.name} | " + " | ".join(_cell(r.metrics.get(c)) for c, _ in cols) + " |")
+    first = results[0]
+    lines.append("")
+    lines.append(f"split `{first.split}`, {first.repeats} repeats, seed {first.seed}, "
+                 f"{first.info.get('samples_per_repeat', '?')} samples per repeat, evaluator "
+                 f"`{first.info.get('evaluator', '?')}`; mean ± 1.96·std/√N.")
+    return "\n".join(lines)
+
+
+def results_to_json(results: Sequence[T2MResult], **meta) -> dict:
+    """``{"meta": {...}, "rows": [result dicts]}`` with every metric as ``{mean, ci95}`` (NaN -> null)."""
+    return _clean({"meta": dict(meta), "rows": [r.to_dict() for r in results]})
+
+
+def write_json(path: str | os.PathLike, results: Sequence[T2MResult], **meta) -> Path:
+    """Write :func:`results_to_json` to ``path`` atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(results_to_json(results, **meta), indent=1, sort_keys=True) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
