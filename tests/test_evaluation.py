@@ -35,15 +35,6 @@ from remomask.evaluation.protocol import (
 from remomask.evaluation.training import validate_classifiers, validate_embedder
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machine two threads spin and run several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def val_layout():
     return MotionLayout(resolve_dataset("embedded", progress=False), "val", progress=False)

@@ -27,15 +27,6 @@ from remomask.evaluation.official import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machine two threads spin and run several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def layout(fixtures_dir):
     return json.loads((fixtures_dir / "evaluator" / "t2m_evaluator_layout.json").read_text())

@@ -16,15 +16,6 @@ from remomask.evaluation.commands import train_evaluator as train_cmd
 from remomask.evaluation.evaluator import T2MEvaluator
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on the shared 2-core machine two threads spin and run several times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory):
     """A HumanML3D-layout folder with 48 train and 40 val clips of the embedded dataset (files linked)."""

@@ -35,15 +35,6 @@ J = 6           # joint columns
 TEXT, RETR = 16, 24
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: one thread avoids oversubscribing the shared 2-core machine (10x faster)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def sharpen(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Re-draw every Linear weight with std 1/sqrt(fan_in) (instead of the 0.02 training init), so that
     condition effects are O(1) and a broken gate cannot hide behind a tiny difference."""

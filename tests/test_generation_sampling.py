@@ -31,15 +31,6 @@ from remomask.generation import (
 K, J, TEXT, RETR = 32, 6, 16, 24
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids oversubscribing the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def sharpen(model, seed=0):
     """Linear weights with std 1/sqrt(fan_in), so conditions have O(1) effects on the logits."""
     gen = torch.Generator().manual_seed(seed)

@@ -28,15 +28,6 @@ TINY_RESIDUAL = dict(latent_dim=32, code_dim=32, ff_size=64, num_heads=2, layers
 TINY_LENGTH = dict(hidden=[32, 16])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread avoids oversubscribing the shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build_components(base: Path) -> dict:
     """A 42-sample cut of the embedded dataset, a tokenizer and a retriever + database (built once per session).
 

@@ -23,14 +23,6 @@ from test_generation_train import build_components
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _models(num_codes: int, num_quantizers: int, retrieval_dim: int, use_retrieval: bool = True):
     from remomask.generation import (
         LengthEstimator,
