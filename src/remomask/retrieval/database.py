@@ -196,6 +196,7 @@ class RetrievalDatabase:
         order = np.argsort(self.groups, kind="stable")
         bounds = np.searchsorted(self.groups[order], np.arange(len(self._group_of) + 1))
         self._rows = [order[bounds[g]: bounds[g + 1]] for g in range(len(self._group_of))]  # entries per motion
+        self._max_group = max(len(r) for r in self._rows)
 
     # -- basic properties --------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -282,7 +283,8 @@ class RetrievalDatabase:
         n = len(self)
         slots: list[list[tuple[int, float]]] = [[] for _ in range(B)]
         todo = np.arange(B)
-        kk = min(n, max(4 * k, k + 16) + max((len(e) for e in excl), default=0) * 4)
+        # enough candidates for k distinct motions even when every motion has its full set of captions
+        kk = min(n, (k + max((len(e) for e in excl), default=0)) * self._max_group + 16)
         while len(todo):
             scores, ids = self._raw_search(index, q[todo], kk)
             again = []

@@ -96,8 +96,9 @@ def label_precision(sim, query_labels: Sequence[Hashable], item_labels: Sequence
     sim = _np(sim).astype(np.float64)
     if exclude is not None:
         sim = np.where(_np(exclude).astype(bool), -np.inf, sim)
-    ql = np.array([hash(x) for x in query_labels])
-    il = np.array([hash(x) for x in item_labels])
+    ids: dict = {}
+    ql = np.array([ids.setdefault(x, len(ids)) for x in query_labels])
+    il = np.array([ids.setdefault(x, len(ids)) for x in item_labels])
     kmax = min(max(ks), sim.shape[1])
     top = np.argsort(-sim, axis=1, kind="stable")[:, :kmax]  # (Q, kmax)
     hit = il[top] == ql[:, None]
