@@ -42,6 +42,16 @@ def _one_torch_thread():
     torch.set_num_threads(old)
 
 
+def free_port() -> int:
+    """A TCP port that is free on localhost now, for torchrun's rendezvous in the DDP tests (a
+    fixed port collides with any other run on the machine)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():

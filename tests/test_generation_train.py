@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 _BUILT: dict[str, dict] = {}
@@ -225,7 +226,7 @@ def test_ddp_two_cpu_processes(parts, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
     sets = [a for k, v in TINY_MASK.items() for a in ("--set", f"{k}={v}")]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "remomask.generation.commands", "mask-transformer", "--dataset", str(parts["root"]),
            "--out", str(out), "--tokenizer", str(parts["tokenizer"]), "--retriever", str(parts["retriever"]),
            "--token-cache-dir", str(tmp_path / "cache"), "--iterations", "2", "--batch-size", "2",

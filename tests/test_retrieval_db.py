@@ -254,6 +254,9 @@ def test_commands_build_retrieve_evaluate(model, small_root, tmp_path):
     assert r.exit_code == 0, r.output
     saved = json.loads(out.read_text())
     assert saved["split"] == "val" and "R@10" in saved["t2m"] and "database" in saved
+    r = runner.invoke(evaluate_retrieval, ["--baseline", "text-to-text", "--dataset", str(small_root), "--split", "val"])
+    assert r.exit_code == 0, r.output
+    assert "text-to-text" in r.output and "database label precision (action)  P@1 100.00" in r.output
     r = runner.invoke(retrieve, ["a person walks", "--model", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "error:" in r.output and "missing" in r.output
     r = runner.invoke(retrieve, ["  ", "--model", str(mdir)])

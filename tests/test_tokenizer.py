@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import free_port
 
 from remomask.tokenizer import (CheckpointError, MotionTokenizer, QuantizeEMAReset, ResidualVQ, TokenizerConfig,
                                 from_grid, grid_layout, to_grid)
@@ -334,7 +335,7 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_dataset):
     out = tmp_path / "ddp"
     env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
            "-m", "remomask.tokenizer.commands", "train", "--dataset", str(tiny_dataset), "--out", str(out),
            "--iterations", "3", "--batch-size", "2", "--eval-every", "3", "--warmup", "1", "--width", "8",
            "--threads", "1", "--no-progress"]
