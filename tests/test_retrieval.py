@@ -31,14 +31,6 @@ TINY = dict(d_model=32, num_layers=1, num_heads=2, ff_size=64, embed_dim=64, tex
             momentum=0.9, lr_motion=1e-3, lr_text=1e-3, lr_heads=1e-3, log_every=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine, OpenMP threads that wait on each other are ~10x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 def tiny(**kw) -> RetrieverConfig:
     return RetrieverConfig.preset_config("cpu", **{**TINY, **kw})
 

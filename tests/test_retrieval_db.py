@@ -22,15 +22,6 @@ from remomask.retrieval.model import PartRetriever
 N_IDS = 30
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine, OpenMP threads that wait on each other are ~10x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def small_root(tmp_path_factory):
     """The first 30 ids of the embedded val split (with their mirrors' originals or copies as listed)."""
@@ -261,3 +252,24 @@ def test_commands_build_retrieve_evaluate(model, small_root, tmp_path):
     assert r.exit_code == 2 and "error:" in r.output and "missing" in r.output
     r = runner.invoke(retrieve, ["  ", "--model", str(mdir)])
     assert r.exit_code == 2 and "empty" in r.output
+
+
+def test_float16_storage_is_smaller_and_searches_alike(db, model, tmp_path):
+    """float16 storage (the bundled model's database) halves the file and keeps the rankings."""
+    full = db.save(tmp_path / "fp32")
+    half = db.save(tmp_path / "fp16", dtype="float16")
+    size = lambda f: (f / "embeddings.safetensors").stat().st_size  # noqa: E731
+    assert size(half) < 0.6 * size(full)
+    loaded = RetrievalDatabase.load(half, model=model)
+    assert loaded.motion_emb.dtype == np.float32 and loaded.motion_emb.shape == db.motion_emb.shape
+    assert np.abs(loaded.motion_emb - db.motion_emb).max() < 2e-3
+    assert np.abs(loaded.text_emb - db.text_emb).max() < 2e-3
+    q = db.text_emb
+    a, b = db.search(q, k=3), loaded.search(q, k=3)
+    assert (a.indices[:, 0] == b.indices[:, 0]).float().mean() > 0.95
+    assert torch.allclose(a.scores, b.scores, atol=5e-3)
+    # the deduplicated float32 file loads back exactly
+    exact = RetrievalDatabase.load(full)
+    assert np.array_equal(exact.motion_emb, db.motion_emb)
+    with pytest.raises(DatabaseError, match="dtype"):
+        db.save(tmp_path / "bad", dtype="int8")

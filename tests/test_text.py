@@ -19,14 +19,6 @@ REF_FIRST6 = torch.tensor([
 REF_COSINE = 0.340059
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared 2-core machine, OpenMP threads that wait on each other are ~10x slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 @pytest.fixture(scope="module")
 def fresh():
     """An encoder with its own empty cache (the default one is shared by the whole process)."""

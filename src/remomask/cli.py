@@ -80,6 +80,8 @@ class LazyGroup(click.Group):
     "retrieve": ("remomask.retrieval.commands:retrieve", "Retrieve the database motions nearest to a text."),
     "assemble": ("remomask.generation.commands:assemble_pipeline",
                  "Assemble trained stages into one pipeline folder."),
+    "export-bvh": ("remomask.export.commands:export_bvh_command",
+                   "Write a motion .npy (joints or features) as a BVH file."),
 })
 @click.version_option(package_name="remomask")
 def main() -> None:

@@ -4,6 +4,8 @@ Writes into ``--out`` for every sample i (prompt-major order):
 
 - ``sample_<i>.joints.npy``: (T, 22, 3) float32 joint positions in metres, 20 fps;
 - ``sample_<i>.features.npy``: (T, 263) float32 de-normalised HumanML3D features;
+- ``sample_<i>.bvh`` with ``--bvh``: the joints as a BVH file on the 22-joint skeleton, centimetres, 20 fps
+  (:func:`remomask.export.write_bvh`, issue 7 item 3);
 - ``sample_<i>.mp4`` (``.gif`` with ``--video-format gif``, or when ffmpeg is missing) unless ``--no-video``;
 - ``result.json``: prompt(s), seed, settings, model folder and per sample its prompt, frames, seconds,
   file names and retrieved entries (id, motion id, caption, score).
@@ -83,13 +85,14 @@ def _write_npy(path: Path, array) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("outputs/generate"), show_default=True,
               help="Output folder.")
 @click.option("--no-video", is_flag=True, help="Skip the stick-figure videos.")
+@click.option("--bvh", is_flag=True, help="Also write sample_<i>.bvh (22-joint skeleton, centimetres, 20 fps).")
 @click.option("--video-format", type=click.Choice(["mp4", "gif"]), default="mp4", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="cuda runs with bf16 autocast.")
 @click.option("--prompts", "prompts_file", type=click.Path(path_type=Path), default=None,
               help="File with one 'text[#seconds]' per line, generated in one batch.")
-def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, model_dir, out, no_video, video_format,
-             device, prompts_file) -> None:
+def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, model_dir, out, no_video, bvh,
+             video_format, device, prompts_file) -> None:
     """Generate motion for TEXT (or for every line of --prompts FILE)."""
     from .pipeline import frames_from_request
 
@@ -139,7 +142,7 @@ def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, model_
 
     # -- write ----------------------------------------------------------------------------------------------------
     try:
-        samples = _write_outputs(result, out, num_samples, no_video, video_format)
+        samples = _write_outputs(result, out, num_samples, no_video, video_format, bvh=bvh)
     except OSError as exc:
         raise _failure(f"cannot write the outputs to {out}: {exc}") from exc
     summary = {"prompt": texts[0] if len(texts) == 1 else None, "prompts": texts, "seed": result.settings["seed"],
@@ -155,8 +158,9 @@ def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, model_
     click.echo(f"seed {result.settings['seed']}; wrote {out / 'result.json'}")
 
 
-def _write_outputs(result, out: Path, num_samples: int, no_video: bool, video_format: str) -> list[dict]:
-    """Write the per-sample files; returns the per-sample entries of result.json."""
+def _write_outputs(result, out: Path, num_samples: int, no_video: bool, video_format: str,
+                   bvh: bool = False) -> list[dict]:
+    """Write the per-sample files (``sample_<i>.bvh`` too when ``bvh``); returns the entries of result.json."""
     out.mkdir(parents=True, exist_ok=True)
     samples = []
     for i in range(len(result)):
@@ -164,6 +168,14 @@ def _write_outputs(result, out: Path, num_samples: int, no_video: bool, video_fo
         files = {"joints": f"sample_{i}.joints.npy", "features": f"sample_{i}.features.npy"}
         _write_npy(out / files["joints"], joints.astype("float32"))
         _write_npy(out / files["features"], feats.astype("float32"))
+        if bvh:
+            from .export import BvhExportError, write_bvh
+
+            files["bvh"] = f"sample_{i}.bvh"
+            try:
+                write_bvh(out / files["bvh"], joints, fps=20.0)
+            except BvhExportError as exc:
+                raise _failure(f"sample {i}: cannot write {files['bvh']}: {exc}") from exc
         if not no_video:
             files["video"] = _render(joints, out / f"sample_{i}.{video_format}", result.texts[i])
         samples.append({"index": i, "prompt": result.texts[i], "prompt_index": i // num_samples,

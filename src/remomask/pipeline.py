@@ -342,8 +342,13 @@ class ReMoMaskPipeline:
                                    database=part("database"), device=device,
                                    text_encoder_name=meta.get("text_encoder", "minilm"))
 
-    def save_pretrained(self, directory) -> Path:
+    def save_pretrained(self, directory, *, db_dtype: str = "float32") -> Path:
         """Write the pipeline folder (module docstring). The folder is replaced atomically.
+
+        Args:
+            directory: destination folder (replaced when it exists).
+            db_dtype: storage precision of the retrieval database embeddings (``"float32"`` or
+                ``"float16"``; see :meth:`remomask.retrieval.database.RetrievalDatabase.save`).
 
         Returns:
             The folder path.
@@ -362,7 +367,7 @@ class ReMoMaskPipeline:
                     comp[name] = name
             if self.retriever is not None:
                 self.retriever.save_pretrained(work / "retriever", card=self._readme.get("retriever"))
-                self.database.save(work / "database")
+                self.database.save(work / "database", dtype=db_dtype)
                 comp["retriever"], comp["database"] = "retriever", "database"
             meta = {"format": FORMAT, "version": VERSION, "components": comp,
                     "text_encoder": getattr(self.text_encoder, "name", "minilm"), "fps": FPS,

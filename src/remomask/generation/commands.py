@@ -197,8 +197,10 @@ def train_length_estimator(dataset, out, preset, iterations, batch_size, lr, war
               default=Path("runs/residual_transformer_cpu/model"), show_default=True)
 @click.option("--length-estimator", type=click.Path(path_type=Path),
               default=Path("runs/length_estimator_cpu/model"), show_default=True)
+@click.option("--db-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+              help="Storage precision of the database embeddings (float16: half the size, for bundling).")
 def assemble_pipeline(out, tokenizer, retriever, database, mask_transformer, residual_transformer,
-                      length_estimator) -> None:
+                      length_estimator, db_dtype) -> None:
     """Put trained components into one pipeline folder for `remomask generate --model`."""
     try:
         from ..pipeline import ReMoMaskPipeline
@@ -206,7 +208,7 @@ def assemble_pipeline(out, tokenizer, retriever, database, mask_transformer, res
         pipe = ReMoMaskPipeline.from_components(
             tokenizer=tokenizer, retriever=retriever, database=database, mask_transformer=mask_transformer,
             residual_transformer=residual_transformer, length_estimator=length_estimator)
-        pipe.save_pretrained(out)
+        pipe.save_pretrained(out, db_dtype=db_dtype)
     except _user_errors() as exc:
         raise _UsageError(str(exc)) from exc
     click.echo(str(out))

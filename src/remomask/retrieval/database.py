@@ -374,16 +374,37 @@ class RetrievalDatabase:
                                     f"{_REBUILD}")
 
     # -- files -------------------------------------------------------------------------------------------
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write the database folder (see the module docstring). The folder is replaced atomically."""
+    def save(self, folder: str | os.PathLike, *, dtype: str = "float32") -> Path:
+        """Write the database folder (see the module docstring). The folder is replaced atomically.
+
+        Args:
+            folder: destination folder (replaced when it exists).
+            dtype: storage precision of the embeddings, ``"float32"`` (exact) or ``"float16"`` (half the
+                size; :meth:`load` converts back to float32 and re-normalises, cosine error ~1e-3). Motion
+                embeddings repeated over a motion's captions are stored once (``motion_unique`` plus a row
+                index) whatever the dtype.
+
+        Returns:
+            The folder path.
+
+        Raises:
+            DatabaseError: unknown ``dtype``.
+        """
         from safetensors.numpy import save_file
 
+        if dtype not in ("float32", "float16"):
+            raise DatabaseError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            save_file({"motion": self.motion_emb, "text": self.text_emb, "start": self.starts, "end": self.ends},
-                      str(work / "embeddings.safetensors"))
+            unique, row = np.unique(self.motion_emb, axis=0, return_inverse=True)
+            arrays = {"text": self.text_emb.astype(dtype), "start": self.starts, "end": self.ends}
+            if len(unique) < len(self):
+                arrays.update(motion_unique=unique.astype(dtype), motion_row=row.reshape(-1).astype(np.int64))
+            else:
+                arrays["motion"] = self.motion_emb.astype(dtype)
+            save_file(arrays, str(work / "embeddings.safetensors"))
             entries = {"entry_ids": self.entry_ids, "captions": self.captions, "motion_ids": self.motion_ids,
                        "keys": self.keys, "labels": self.labels}
             (work / "entries.json").write_text(json.dumps(entries))
@@ -391,7 +412,7 @@ class RetrievalDatabase:
             if self.index_kind != "flat":
                 _faiss().write_index(self.index("motion"), str(work / "index.faiss"))
                 files.append("index.faiss")
-            meta = {"format": FORMAT, "version": VERSION, "count": len(self), "dim": self.dim,
+            meta = {"format": FORMAT, "version": VERSION, "count": len(self), "dim": self.dim, "dtype": dtype,
                     "model_hash": self.model_hash, "index": {"kind": self.index_kind, **self.index_params},
                     "info": self.info, "sha256": {f: _sha256(work / f) for f in files}}
             (work / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -455,6 +476,15 @@ class RetrievalDatabase:
         except (SafetensorError, OSError, ValueError, KeyError) as exc:
             raise DatabaseError(f"cannot read the database at {folder} ({exc}); {_REBUILD}") from exc
         n, dim = int(meta.get("count", -1)), int(meta.get("dim", -1))
+        if "motion" not in arrays and "motion_unique" in arrays and "motion_row" in arrays:
+            row = arrays["motion_row"]
+            if row.shape != (n,) or row.min(initial=0) < 0 or row.max(initial=0) >= len(arrays["motion_unique"]):
+                raise DatabaseError(f"{folder}: motion_row does not index motion_unique; {_REBUILD}")
+            arrays["motion"] = arrays["motion_unique"][row]
+        if "motion" not in arrays or "text" not in arrays:
+            raise DatabaseError(f"{folder}: embeddings.safetensors lacks the motion or text embeddings; {_REBUILD}")
+        arrays["motion"] = arrays["motion"].astype(np.float32)
+        arrays["text"] = arrays["text"].astype(np.float32)
         if arrays["motion"].shape != (n, dim) or arrays["text"].shape != (n, dim):
             raise DatabaseError(f"{folder}: embeddings {arrays['motion'].shape} do not match meta.json "
                                 f"({n}, {dim}); {_REBUILD}")
