@@ -295,3 +295,20 @@ def test_cli_writes_json_and_rejects_bad_options(tmp_path):
     assert bad.exit_code == 2 and "error:" in bad.output
     missing = runner.invoke(evaluate_cmd, ["--split", "nosuchsplit", "--repeats", "1"])
     assert missing.exit_code == 2 and "nosuchsplit" in missing.output
+    for args, words in ((["--max-batches", "0"], "--max-batches"), (["--mm-repeats", "1"], "--mm-repeats"),
+                        (["--cond-scale", "2"], "--model")):
+        bad = runner.invoke(evaluate_cmd, args)
+        assert bad.exit_code == 2 and words in bad.output, (args, bad.output)
+
+
+def test_max_batches_scores_a_random_subset_per_repeat(evaluator, small_val):
+    """--max-batches 1: 32 samples a repeat, another shuffled subset each repeat, the same metric set."""
+    full = evaluate_t2m(RealBaseline(small_val, "resample"), "val", repeats=1, evaluator=evaluator,
+                        layout=small_val, progress=False)
+    part = evaluate_t2m(RealBaseline(small_val, "resample"), "val", repeats=2, evaluator=evaluator,
+                        layout=small_val, progress=False, max_batches=1)
+    assert full.info["samples_per_repeat"] == 96 and part.info["samples_per_repeat"] == 32
+    assert part.info["max_batches"] == 1 and set(part.metrics) == set(full.metrics)
+    assert part.per_repeat["gt_diversity"][0] != part.per_repeat["gt_diversity"][1]  # other prompts each repeat
+    # fewer samples: the reference diversity is estimated on 32 instead of 96 motions, FID stays finite
+    assert np.isfinite(part.metrics["fid"]["mean"]) and part.metrics["fid"]["mean"] >= 0

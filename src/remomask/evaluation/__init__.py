@@ -7,7 +7,8 @@
 - :mod:`.metrics`: R-precision, FID, MM-Dist, Diversity, MModality, label accuracy, mean ± CI95.
 - :mod:`.official`: the standard HumanML3D / KIT-ML evaluator (``finest.tar``, GloVe, POS tokens).
 - :mod:`.protocol`: :func:`evaluate_t2m` with pluggable motion sources, tables and JSON.
-- :mod:`.baselines`: :class:`RealBaseline`, :class:`RetrievalBaseline`.
+- :mod:`.baselines`: :class:`RealBaseline`, :class:`RetrievalBaseline` and :class:`RetrieverNearest` (the
+  retrieval-only baseline's look-up with a trained retriever and its database).
 - :mod:`.commands`: the ``remomask train evaluator`` / ``remomask evaluate t2m`` click commands.
 
 Names are imported lazily, so ``import remomask.evaluation.commands`` does not load torch.
@@ -34,6 +35,8 @@ _EXPORTS = {
     "T2MResult": ".protocol",
     "RealBaseline": ".baselines",
     "RetrievalBaseline": ".baselines",
+    "RetrieverNearest": ".baselines",
+    "DEFAULT_RETRIEVER_DIR": ".baselines",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -20,18 +20,29 @@ de-normalised 263-d features (see :class:`remomask.evaluation.protocol.MotionSou
     ground-truth sample with an independent random crop. Works on any dataset (HumanML3D, KIT-ML).
 
 - :class:`RetrievalBaseline` answers with the nearest *train* motion of a retriever, cropped to the
-  requested length. It takes the look-up function, so it is wired to the retriever where that exists.
+  requested length (issue 6: "a strong baseline that a retrieval-augmented generator must beat"). It takes
+  the look-up function; :class:`RetrieverNearest` is that function for a trained retriever folder and its
+  retrieval database (``remomask evaluate t2m --baseline retrieval``): one text encoding per batch of
+  captions, a FAISS search of the database (spec 4.7), and the top-1 entry's motion id and segment bounds
+  mapped back to the de-normalised features of the database's split (the train split) of its dataset.
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["RealBaseline", "RetrievalBaseline", "BaselineError", "source_clip"]
+__all__ = ["RealBaseline", "RetrievalBaseline", "RetrieverNearest", "BaselineError", "source_clip",
+           "DEFAULT_RETRIEVER_DIR"]
+
+DEFAULT_RETRIEVER_DIR = Path(__file__).resolve().parent.parent / "assets" / "models" / "retriever_cpu"
+"""The ``cpu``-preset retriever shipped in the package (it has no database folder: build one with
+``remomask retriever build-db --model DIR``)."""
 
 
 class BaselineError(ValueError):
@@ -163,13 +174,20 @@ class RetrievalBaseline:
 
     Args:
         nearest: ``nearest(captions) -> B arrays (T_i, D)``: the de-normalised features of the train motion
-            the retriever ranks first for each caption (the retrieval database's motion).
+            the retriever ranks first for each caption (the retrieval database's motion), e.g. a
+            :class:`RetrieverNearest`.
         name: row name in the tables.
         crop: ``"start"`` (frames ``0..L``, deterministic) or ``"random"`` (a random window, seeded).
         seed: seed of the random crops.
+        pass_labels: call ``nearest(captions, labels)`` with the prompts' label dicts (``"motion_id"``,
+            ``"clip"``, ...), so that it can leave out the prompt's own clip (:class:`RetrieverNearest`).
 
     Call: as :class:`RealBaseline`. A retrieved motion shorter than the requested length is returned
-    whole, with its own length.
+    whole, with its own length (counted in ``fallbacks["short"]``).
+
+    Attributes:
+        fallbacks: ``{"short": retrieved motions shorter than the requested length}`` (summed over calls;
+            the protocol reports it). provenance: ``nearest.provenance`` when it has one, else None.
 
     Raises:
         BaselineError: ``nearest`` returns the wrong number of motions or a bad shape.
@@ -177,12 +195,19 @@ class RetrievalBaseline:
 
     stochastic = False
 
-    def __init__(self, nearest: Callable[[list[str]], Sequence], *, name: str = "Retrieval-only",
-                 crop: str = "start", seed: int = 0) -> None:
+    def __init__(self, nearest: Callable[..., Sequence], *, name: str = "Retrieval-only",
+                 crop: str = "start", seed: int = 0, pass_labels: bool = False) -> None:
         if crop not in ("start", "random"):
             raise BaselineError(f"crop must be 'start' or 'random', got {crop!r}")
-        self.nearest, self.name, self.crop = nearest, name, crop
+        self.nearest, self.name, self.crop, self.pass_labels = nearest, name, crop, pass_labels
+        self.fallbacks = {"short": 0}
         self.set_seed(seed)
+
+    @property
+    def provenance(self) -> dict | None:
+        """Where the retrieved motions come from (``nearest.provenance``), or None."""
+        prov = getattr(self.nearest, "provenance", None)
+        return dict(prov) if prov else None
 
     def set_seed(self, seed: int) -> None:
         """Restart the random crops."""
@@ -190,7 +215,12 @@ class RetrievalBaseline:
 
     def __call__(self, captions: Sequence[str], lengths: torch.Tensor, labels: Sequence[Mapping] = ()):
         lengths = torch.as_tensor(lengths).long().tolist()
-        found = list(self.nearest(list(captions)))
+        if self.pass_labels:
+            if len(labels) != len(captions):
+                raise BaselineError(f"{len(captions)} captions but {len(labels)} label dicts")
+            found = list(self.nearest(list(captions), list(labels)))
+        else:
+            found = list(self.nearest(list(captions)))
         if len(found) != len(captions):
             raise BaselineError(f"nearest() returned {len(found)} motions for {len(captions)} captions")
         motions, used, dim = [], [], None
@@ -200,6 +230,190 @@ class RetrievalBaseline:
                 raise BaselineError(f"nearest() motion {i} has shape {m.shape}; expected (T, D), D fixed")
             dim = m.shape[1]
             m, k = _crop(m, n, self.rng if self.crop == "random" else None)
+            if k < n:
+                self.fallbacks["short"] += 1
             motions.append(m)
             used.append(k)
         return _stack(motions, used, max(lengths), dim)
+
+
+class RetrieverNearest:
+    """``nearest(captions[, labels])`` of :class:`RetrievalBaseline` for a trained retriever and its database.
+
+    For a batch of B captions: one text encoding with the retriever (B, E), one FAISS search of the
+    retrieval database (text-to-motion, spec 4.7), and for each caption the best entry whose segment has at
+    least ``min_frames`` frames (the top-1 unless it is shorter; ``provenance["skipped_short"]`` counts
+    the others) is read back as de-normalised features
+    ``<root>/new_joint_vecs/<motion_id>.npy[start:end]``: the sample of the database's split (train) of
+    its dataset, the same array :class:`remomask.data.layout.MotionLayout` gives for that key.
+
+    With ``labels`` (B dicts with ``"motion_id"`` and optionally ``"clip"``) every database motion of the
+    prompt's source clip (its mirror included) is excluded, so the answer is never the prompt's own
+    motion; for test prompts against a train database nothing is excluded.
+
+    Args:
+        model: :class:`remomask.retrieval.PartRetriever` (its text side is used, in eval mode).
+        database: :class:`remomask.retrieval.RetrievalDatabase` built by ``model``.
+        root: dataset folder holding the database's motions (None: ``database.info["root"]`` when it
+            exists, else ``database.info["dataset"]`` resolved like ``--dataset``).
+        min_frames: shortest usable segment (the protocol accepts lengths >= 4).
+        candidates: hits searched per caption for the ``min_frames`` rule.
+
+    Call: ``(captions: B strings, labels: B dicts or None) -> B float32 arrays (T_i, D)``, de-normalised
+    (T_i = the segment's frames, 20 fps).
+
+    Attributes:
+        provenance: dict of the retriever / database / dataset used and counters (queries, distinct
+            motions, mean top-1 cosine score, skipped short segments); updated at every call.
+        last_hits: the :class:`remomask.retrieval.RetrievalHit` of each caption of the last call.
+
+    Raises:
+        BaselineError: the database was not built by ``model``, its dataset cannot be found, it lists
+            motions that the dataset's split does not hold, a segment outside its file, or no entry of
+            ``min_frames`` frames among the candidates.
+    """
+
+    def __init__(self, model, database, *, root: str | os.PathLike | None = None, min_frames: int = 4,
+                 candidates: int = 4) -> None:
+        from ..retrieval.database import DatabaseError
+
+        try:
+            database.check_model(model)
+        except DatabaseError as exc:
+            raise BaselineError(str(exc)) from exc
+        self.model, self.db = model.eval(), database
+        self.min_frames, self.candidates = int(min_frames), max(1, int(candidates))
+        self.root = self._root(database, root)
+        self.split = str(database.info.get("split", "train"))
+        split_file = self.root / f"{self.split}.txt"
+        if split_file.is_file():
+            listed = set(split_file.read_text().split())
+            missing = sorted(set(database.motion_ids) - listed)
+            if missing:
+                raise BaselineError(f"the retrieval database lists {len(missing)} motions that split "
+                                    f"{self.split!r} of {self.root} does not hold (e.g. {missing[0]}); the "
+                                    "dataset changed since `remomask retriever build-db`: rebuild the database")
+        self._db_ids = set(database.motion_ids)
+        self.sources: dict[str, set[str]] = defaultdict(set)  # source clip -> database motion ids
+        for lab, mid in zip(database.labels, database.motion_ids):
+            self.sources[source_clip(lab, mid)].add(mid)
+        self._cache: dict[int, np.ndarray] = {}
+        self._motions: set[str] = set()
+        self._queries, self._score_sum, self._skipped, self._excluded = 0, 0.0, 0, 0
+        self.last_hits: list = []
+
+    @staticmethod
+    def _root(database, root) -> Path:
+        if root is not None:
+            path = Path(root)
+        else:
+            path = Path(str(database.info.get("root", "")))
+            if not str(database.info.get("root", "")) or not (path / "new_joint_vecs").is_dir():
+                from ..data.embedded import resolve_dataset
+
+                name = database.info.get("dataset", "embedded")
+                try:
+                    path = resolve_dataset(name, progress=False)
+                except FileNotFoundError as exc:
+                    raise BaselineError(f"the retrieval database's dataset {name!r} is not available here "
+                                        f"({exc})") from exc
+        if not (path / "new_joint_vecs").is_dir():
+            raise BaselineError(f"{path / 'new_joint_vecs'} not found: the retrieval database's motions cannot "
+                                "be read")
+        return path
+
+    @classmethod
+    def from_folders(cls, retriever: str | os.PathLike | None = None, database: str | os.PathLike | None = None,
+                     *, device: str = "cpu", **kwargs) -> "RetrieverNearest":
+        """Load a retriever folder (None = :data:`DEFAULT_RETRIEVER_DIR`) and its database folder
+        (None = ``<retriever>/database``); ``kwargs`` go to the constructor.
+
+        Raises:
+            BaselineError: the retriever cannot be loaded, or the database folder is missing (the message
+                names the ``remomask retriever build-db`` command that builds it), corrupt or from another
+                model.
+        """
+        from ..retrieval.database import DatabaseError, RetrievalDatabase
+        from ..retrieval.model import PartRetriever, RetrieverLoadError
+
+        retriever = Path(retriever) if retriever is not None else DEFAULT_RETRIEVER_DIR
+        folder = Path(database) if database is not None else retriever / "database"
+        try:
+            model = PartRetriever.from_pretrained(retriever, device=device)
+        except RetrieverLoadError as exc:
+            raise BaselineError(str(exc)) from exc
+        if not (folder / "meta.json").is_file():
+            raise BaselineError(f"no retrieval database at {folder}; build it with `remomask retriever build-db "
+                                f"--model {retriever}`" + ("" if database is None else f" --out {folder}")
+                                + " (or pass --database DIR)")
+        try:
+            db = RetrievalDatabase.load(folder, model=model)
+        except DatabaseError as exc:
+            raise BaselineError(str(exc)) from exc
+        out = cls(model, db, **kwargs)
+        out.retriever_dir, out.database_dir = str(retriever), str(folder)
+        return out
+
+    @property
+    def provenance(self) -> dict:
+        """Retriever, database and dataset used, and counters over all calls so far."""
+        info = self.db.info
+        return {"retriever": getattr(self, "retriever_dir", None), "database": getattr(self, "database_dir", None),
+                "model_hash": self.db.model_hash, "database_entries": len(self.db),
+                "database_motions": self.db.num_motions, "database_split": self.split,
+                "database_dataset": info.get("dataset"), "motions_root": str(self.root),
+                "queries": self._queries, "distinct_motions": len(self._motions),
+                "mean_top1_score": self._score_sum / self._queries if self._queries else None,
+                "skipped_short": self._skipped, "queries_with_exclusions": self._excluded}
+
+    def _exclusions(self, labels: Sequence[Mapping] | None, n: int):
+        if labels is None:
+            return None
+        if len(labels) != n:
+            raise BaselineError(f"{n} captions but {len(labels)} label dicts")
+        out = []
+        for lab in labels:
+            mid = str(lab.get("motion_id", "") or "")
+            ids = set(self.sources.get(source_clip(lab, mid), ()))
+            if mid:
+                ids.add(mid)
+            self._excluded += any(i in self._db_ids for i in ids)
+            out.append(sorted(ids))
+        return out
+
+    def _features(self, hit) -> np.ndarray:
+        seg = self._cache.get(hit.index)
+        if seg is None:
+            path = self.root / "new_joint_vecs" / f"{hit.motion_id}.npy"
+            if not path.is_file():
+                raise BaselineError(f"{path} is missing: the retrieval database's dataset is incomplete")
+            arr = np.load(path, mmap_mode="r")
+            if hit.end > len(arr) or hit.start < 0 or hit.end <= hit.start:
+                raise BaselineError(f"database entry {hit.entry_id} spans frames {hit.start}..{hit.end} but "
+                                    f"{path} has {len(arr)}; rebuild the database")
+            seg = np.array(arr[hit.start: hit.end], dtype=np.float32)  # a copy, not a read-only memmap view
+            self._cache[hit.index] = seg
+        return seg
+
+    @torch.no_grad()
+    def __call__(self, captions: Sequence[str], labels: Sequence[Mapping] | None = None) -> list[np.ndarray]:
+        captions = [str(c) for c in captions]
+        if not captions:
+            return []
+        exclude = self._exclusions(labels, len(captions))
+        emb = self.model.encode_text(captions)  # one encoding for the whole batch: (B, E)
+        res = self.db.search(emb.float().cpu(), k=min(self.candidates, self.db.num_motions), exclude=exclude,
+                             exclude_mirrors=True)
+        out, self.last_hits = [], []
+        for i, hits in enumerate(res.hits):
+            rank = next((r for r, h in enumerate(hits) if h.end - h.start >= self.min_frames), None)
+            if rank is None:
+                raise BaselineError(f"no retrieved motion of {self.min_frames}+ frames for caption {captions[i]!r}")
+            self._skipped += rank
+            hit = hits[rank]
+            self.last_hits.append(hit)
+            self._motions.add(hit.motion_id)
+            self._queries += 1
+            self._score_sum += hit.score
+            out.append(self._features(hit))
+        return out

@@ -3,7 +3,9 @@
 - ``train_evaluator``: ``remomask train evaluator`` trains the embedded-dataset evaluator and its label
   classifiers (:mod:`.training`).
 - ``evaluate_t2m``: ``remomask evaluate t2m`` scores a generator or a baseline with the protocol of
-  spec 10.2 (:mod:`.protocol`), prints a paper-style table and writes JSON.
+  spec 10.2 (:mod:`.protocol`), prints a paper-style table and writes JSON. ``--baseline retrieval``
+  loads a trained retriever (``--retriever``, default the bundled ``retriever_cpu``) and its database
+  (``--database``, default ``<retriever>/database``) into :class:`.baselines.RetrieverNearest`.
 
 Only ``click`` is imported at module level, so ``remomask --help`` stays instant; torch and the models
 are imported inside the commands. Bad input ends with one ``error: ...`` line and exit code 2.
@@ -35,8 +37,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .evaluator import EvaluatorError
     from .metrics import MetricError
     from .protocol import ProtocolError
+    from ..text import TextEncoderError
 
-    return (DatasetError, EvaluatorError, ProtocolError, BaselineError, MetricError, FileNotFoundError)
+    return (DatasetError, EvaluatorError, ProtocolError, BaselineError, MetricError, FileNotFoundError,
+            TextEncoderError)
 
 
 def _command_line(canonical: str) -> str:
@@ -81,19 +85,39 @@ def train_evaluator(out, work_dir, dataset, epochs, classifier_epochs, batch_siz
         raise _UsageFailure(str(exc)) from exc
 
 
-def _baseline(name: str, layout, seed: int):
+def _retrieval_baseline(layout, retriever_dir, database_dir, seed: int):
+    """The retrieval-only row (issue 6): the nearest train motion of a retriever, cropped to the length.
+
+    Raises:
+        _UsageFailure: the database's motions are not of the evaluated dataset's feature size.
+        BaselineError: from :meth:`RetrieverNearest.from_folders` (missing database: names build-db).
+    """
+    from pathlib import Path
+
+    from .baselines import RetrievalBaseline, RetrieverNearest
+
+    nearest = RetrieverNearest.from_folders(retriever_dir, database_dir)
+    dim = nearest.model.feature_mean.shape[0]
+    if dim != layout.skeleton.feature_dim:
+        raise _UsageFailure(f"the retriever works on {dim}-d motions but {layout.root} has "
+                            f"{layout.skeleton.feature_dim}-d ones; use a retriever trained on this dataset")
+    if Path(nearest.root).resolve() != Path(layout.root).resolve():
+        click.echo(f"warning: the retrieval database's motions come from {nearest.root}, the prompts from "
+                   f"{layout.root}", err=True)
+    return RetrievalBaseline(nearest, seed=seed, pass_labels=True)
+
+
+def _baseline(name: str, layout, seed: int, retriever_dir=None, database_dir=None):
     from .baselines import RealBaseline
 
     if name == "real":
         return RealBaseline(layout, "disjoint", seed=seed)
     if name == "real-resample":
         return RealBaseline(layout, "resample", seed=seed)
-    raise _UsageFailure("the retrieval-only baseline needs a trained retriever and its database, which "
-                        "`remomask evaluate t2m` cannot load yet; build it in Python with "
-                        "remomask.evaluation.RetrievalBaseline(nearest_fn)")
+    return _retrieval_baseline(layout, retriever_dir, database_dir, seed)
 
 
-def _model_source(model_dir: str):
+def _model_source(model_dir: str, **sampling):
     try:
         from .. import pipeline  # type: ignore[attr-defined]
     except ImportError as exc:
@@ -102,14 +126,23 @@ def _model_source(model_dir: str):
     loader = getattr(pipeline, "load_motion_source", None)
     if loader is None:
         raise _UsageFailure("remomask.pipeline has no load_motion_source(model_dir); update remomask")
-    return loader(model_dir)
+    source = loader(model_dir, **sampling)
+    if sampling:
+        source.name += " (" + ", ".join(f"{k} {v:g}" for k, v in sampling.items()) + ")"
+    return source
 
 
 @click.command("t2m")
 @click.option("--model", "model_dir", type=click.Path(), default=None, help="Generator folder to score.")
 @click.option("--baseline", "baselines", multiple=True, type=click.Choice(BASELINES),
               help="Baseline row(s) to score (repeat the option); 'real' = disjoint real clips (the ceiling), "
-                   "'real-resample' = the paper's GT-with-another-crop row.")
+                   "'real-resample' = the paper's GT-with-another-crop row, 'retrieval' = the nearest train "
+                   "motion of a retriever cropped to the length (see --retriever, --database).")
+@click.option("--retriever", "retriever_dir", type=click.Path(), default=None,
+              help="--baseline retrieval: retriever folder [default: the bundled retriever_cpu].")
+@click.option("--database", "database_dir", type=click.Path(), default=None,
+              help="--baseline retrieval: its database folder [default: <retriever>/database; build it with "
+                   "`remomask retriever build-db --model DIR`].")
 @click.option("--split", default="test", show_default=True, help="test, test_unseen or another split file.")
 @click.option("--repeats", type=int, default=20, show_default=True, help="Full passes (mean ± CI95).")
 @click.option("--seed", type=int, default=10107, show_default=True, help="Protocol seed; repeat r uses seed + r.")
@@ -123,15 +156,25 @@ def _model_source(model_dir: str):
 @click.option("--official-mean", type=click.Path(), default=None,
               help="The standard evaluator's mean.npy [default: <checkpoints>/<t2m|kit>/Comp_v6_KLD005/meta].")
 @click.option("--official-std", type=click.Path(), default=None, help="The standard evaluator's std.npy.")
+@click.option("--max-batches", type=int, default=None,
+              help="Score only N random batches of 32 per repeat [default: the whole split]; compare only rows "
+                   "scored with the same N (FID grows as the sample shrinks).")
+@click.option("--mm-batches", type=int, default=3, show_default=True,
+              help="MModality: batches of prompts generated --mm-repeats times (generators only).")
+@click.option("--mm-repeats", type=int, default=30, show_default=True, help="MModality: generations per prompt.")
+@click.option("--steps", type=int, default=None, help="--model: masked-decoding steps [pipeline default: 10].")
+@click.option("--cond-scale", type=float, default=None, help="--model: RAG-CFG scale [pipeline default: 4].")
 @click.option("--json", "json_out", type=click.Path(), default=None, help="Write every metric as {mean, ci95}.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--no-progress", is_flag=True, help="No tqdm bars.")
-def evaluate_t2m(model_dir, baselines, split, repeats, seed, dataset, evaluator_dir, official_ckpt, glove_dir,
-                 official_mean, official_std, json_out, threads, no_progress) -> None:
+def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repeats, seed, dataset, evaluator_dir,
+                 official_ckpt, glove_dir, official_mean, official_std, max_batches, mm_batches, mm_repeats, steps,
+                 cond_scale, json_out, threads, no_progress) -> None:
     """Score a generator and/or baselines with the text-to-motion protocol (spec 10.2).
 
     Without --model or --baseline the Real (disjoint clips) baseline is scored. With --official the
     standard HumanML3D / KIT-ML evaluator replaces remomask's (numbers comparable with the papers).
+    --baseline retrieval answers each prompt with the top-1 train motion of --retriever's --database.
     """
     try:
         import torch
@@ -145,8 +188,17 @@ def evaluate_t2m(model_dir, baselines, split, repeats, seed, dataset, evaluator_
             torch.set_num_threads(threads)
         if repeats < 1:
             raise _UsageFailure(f"--repeats must be >= 1, got {repeats}")
+        for flag, value, low in (("--max-batches", max_batches, 1), ("--mm-batches", mm_batches, 0),
+                                 ("--mm-repeats", mm_repeats, 2), ("--steps", steps, 1)):
+            if value is not None and value < low:
+                raise _UsageFailure(f"{flag} must be >= {low}, got {value}")
+        if (steps is not None or cond_scale is not None) and not model_dir:
+            raise _UsageFailure("--steps / --cond-scale set the sampling of --model; add --model DIR")
+        if (retriever_dir or database_dir) and "retrieval" not in baselines:
+            raise _UsageFailure("--retriever / --database are options of --baseline retrieval; add it")
         names = list(baselines) or ([] if model_dir else ["real"])
         layout = MotionLayout(resolve_dataset(dataset, progress=not no_progress), split, progress=False)
+        sources = [_baseline(n, layout, seed, retriever_dir, database_dir) for n in names]  # fail fast
         if official_ckpt:
             from .official import OfficialT2MEvaluator
 
@@ -156,10 +208,11 @@ def evaluate_t2m(model_dir, baselines, split, repeats, seed, dataset, evaluator_
                                                         dataset=layout.skeleton.name)
         else:
             evaluator = load_evaluator(evaluator_dir)
-        sources = [_baseline(n, layout, seed) for n in names]
         if model_dir:
-            sources.append(_model_source(model_dir))
-        results = [run(src, split, repeats, seed, evaluator=evaluator, layout=layout, progress=not no_progress)
+            sampling = {k: v for k, v in (("steps", steps), ("cond_scale", cond_scale)) if v is not None}
+            sources.append(_model_source(model_dir, **sampling))
+        results = [run(src, split, repeats, seed, evaluator=evaluator, layout=layout, progress=not no_progress,
+                       max_batches=max_batches, mm_batches=mm_batches, mm_repeats=mm_repeats)
                    for src in sources]
         click.echo(format_table(results))
         if json_out:

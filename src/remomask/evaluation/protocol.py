@@ -106,8 +106,9 @@ class T2MResult:
         reference: the same statistics for the ground-truth pairs of the pass (``top1..3``, ``mm_dist``,
             ``diversity``, ``<label>_acc``).
         per_repeat: raw per-repeat values of every metric (both dicts, ``gt_`` prefix for the reference).
-        info: evaluator, dataset, samples per repeat, seconds, and the source's ``fallbacks`` counters
-            (:class:`RealBaseline`; summed over all repeats).
+        info: evaluator, dataset, samples per repeat, seconds, the source's ``fallbacks`` counters
+            (:class:`RealBaseline`, :class:`RetrievalBaseline`; summed over all repeats) and its
+            ``provenance`` dict when it has one (the retrieval-only baseline: retriever, database, counters).
     """
 
     name: str
@@ -195,7 +196,7 @@ def _loader_dataset(layout):
 
 def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch_size: int, progress: bool,
          mm_source=None, mm_batches: int = 3, mm_repeats: int = 30, set_seed=None, desc: str = "evaluate",
-         extra: Callable | None = None):
+         extra: Callable | None = None, max_batches: int | None = None):
     """The loop shared by :func:`evaluate_t2m` and :func:`evaluate_reconstruction`."""
     from tqdm.auto import tqdm
     from torch.utils.data import DataLoader
@@ -228,6 +229,8 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
         extras: list[dict] = []
         with torch.no_grad():
             for b, batch in enumerate(loader):
+                if max_batches is not None and b >= max_batches:
+                    break
                 lengths = batch["length"]
                 gen, gen_len = produce(batch)
                 text = evaluator.text_embeddings(batch).float().cpu()
@@ -271,6 +274,8 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
         for key in (extras[0] if extras else {}):
             add(key, np.mean([e[key] for e in extras]))
     samples = (len(ds) // batch_size) * batch_size
+    if max_batches is not None:
+        samples = min(samples, max_batches * batch_size)
     return per, samples
 
 
@@ -283,7 +288,7 @@ def _split_results(per: dict) -> tuple[dict, dict]:
 def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPEATS, seed: int = DEFAULT_SEED, *,
                  dataset: str | os.PathLike = "embedded", evaluator=None, layout=None, name: str | None = None,
                  batch_size: int = M.R_PRECISION_BATCH, multimodality: bool | None = None, mm_batches: int = 3,
-                 mm_repeats: int = 30, progress: bool = True) -> T2MResult:
+                 mm_repeats: int = 30, progress: bool = True, max_batches: int | None = None) -> T2MResult:
     """Score a motion source on a split with the text-to-motion protocol (spec 10.2; module docstring).
 
     Args:
@@ -300,6 +305,10 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
         mm_batches, mm_repeats: MModality on the first ``mm_batches`` batches, each generated ``mm_repeats``
             times (3 and 30 in the reference protocol).
         progress: tqdm bar over repeats.
+        max_batches: score only the first N shuffled batches of every repeat (None = the whole split). Each
+            repeat draws another random subset, so the mean over repeats still covers the split; FID on fewer
+            samples is biased upwards, so compare only rows scored with the same value (for generators on
+            a CPU, where one full pass is ~1,000 generated motions).
 
     Returns:
         :class:`T2MResult`.
@@ -322,13 +331,18 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
     per, samples = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed, batch_size=batch_size,
                         progress=progress, mm_source=produce if use_mm else None, mm_batches=mm_batches,
                         mm_repeats=mm_repeats, set_seed=getattr(motion_source, "set_seed", None),
+                        max_batches=max_batches,
                         desc=f"evaluate {split}")
     metrics, reference = _split_results(per)
     info = {"evaluator": getattr(evaluator, "name", type(evaluator).__name__), "dataset": str(layout.root),
             "samples_per_repeat": samples, "batch_size": batch_size, "seconds": time.time() - start,
-            "multimodality": {"batches": mm_batches, "repeats": mm_repeats} if use_mm else None}
+            "multimodality": {"batches": mm_batches, "repeats": mm_repeats} if use_mm else None,
+            "max_batches": max_batches}
     if hasattr(motion_source, "fallbacks"):
         info["fallbacks"] = dict(motion_source.fallbacks)
+    provenance = getattr(motion_source, "provenance", None)
+    if provenance:
+        info["provenance"] = dict(provenance)
     row = name or getattr(motion_source, "name", None) or type(motion_source).__name__
     return T2MResult(row, split, repeats, seed, metrics, reference, per, info)
 

@@ -9,7 +9,8 @@ Public API (imported lazily, so that ``remomask.tokenizer.commands`` loads witho
   (spec 3.2-3.3).
 - :class:`ResidualVQ` / :class:`QuantizeEMAReset`: the EMA residual quantiser (spec 3.3).
 - ``remomask.tokenizer.train.train_tokenizer`` (spec 3.4) and
-  ``remomask.tokenizer.evaluate.evaluate_tokenizer``.
+  ``remomask.tokenizer.evaluate.evaluate_tokenizer`` (reconstruction metrics and, with the T2M evaluator,
+  reconstruction FID: ``reconstruction_fid``).
 """
 
 from __future__ import annotations

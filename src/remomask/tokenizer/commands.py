@@ -79,6 +79,27 @@ def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, 
     click.echo(f"model selected on val: {model_dir}")
 
 
+def _fid_lines(rec: dict) -> list[str]:
+    """The reconstruction-FID block of the printed report: a markdown table (real vs reconstructed)."""
+    cols = [("fid", "FID"), ("top1", "Top1"), ("top3", "Top3"), ("mm_dist", "MM-Dist"), ("diversity", "Diversity"),
+            ("mpjpe_mm", "MPJPE mm")]
+    cols += [(k, k[:-4].capitalize() + " acc") for k in sorted(rec) if k.endswith("_acc")]
+
+    def cell(stat) -> str:
+        if not stat or stat.get("mean") is None:
+            return "-"
+        ci = stat.get("ci95")
+        return f"{stat['mean']:.3f}" + (f"±{ci:.3f}" if ci is not None else "")
+
+    return [f"reconstruction FID: split {rec['split']}, {rec['repeats']} repeats x {rec['samples_per_repeat']} "
+            f"samples (protocol crops 40-196 frames, seed {rec['seed']}), evaluator `{rec['evaluator']}`, "
+            f"{rec['seconds']:.0f} s",
+            "| | " + " | ".join(h for _, h in cols) + " |",
+            "|---" * (len(cols) + 1) + "|",
+            "| real | " + " | ".join(cell(rec["reference"].get(k)) for k, _ in cols) + " |",
+            "| reconstruction | " + " | ".join(cell(rec.get(k)) for k, _ in cols) + " |"]
+
+
 @click.command("tokenizer")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=DEFAULT_MODEL,
               show_default="the bundled cpu tokenizer", help="Tokenizer folder.")
@@ -87,16 +108,40 @@ def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, 
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Also write the metrics to this JSON file ('-' = stdout only JSON).")
 @click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--max-clips", type=int, default=None, help="Evaluate on the first N clips only.")
+@click.option("--max-clips", type=int, default=None, help="Evaluate on the first N clips only (not the FID).")
+@click.option("--fid/--no-fid", default=None,
+              help="Reconstruction FID with the T2M evaluator (spec 10.2) [default: on, skipped with a note when "
+                   "the split has no captions or the evaluator does not fit the data; --fid makes that an error].")
+@click.option("--fid-repeats", type=int, default=None,
+              help="Passes of the FID protocol, mean ± CI95 [default: 3; the paper protocol uses 20].")
+@click.option("--evaluator", "evaluator_dir", type=click.Path(path_type=Path), default=None,
+              help="Evaluator folder for the FID [default: the bundled one].")
 @click.option("--device", default="cpu", show_default=True)
-def evaluate_tokenizer(model_dir, dataset, split, json_out, batch_size, max_clips, device) -> None:
-    """Reconstruction metrics: MPJPE per quantiser depth, root error, contacts, codebook usage."""
+@click.option("--threads", type=int, default=None,
+              help="torch CPU threads (1 is fastest on a shared CPU) [torch default].")
+def evaluate_tokenizer(model_dir, dataset, split, json_out, batch_size, max_clips, fid, fid_repeats, evaluator_dir,
+                       device, threads) -> None:
+    """Reconstruction metrics: MPJPE per quantiser depth, root error, contacts, codebook usage, FID."""
+    from .evaluate import FID_REPEATS
+
+    fid_repeats = FID_REPEATS if fid_repeats is None else fid_repeats
+    if fid is not False and fid_repeats < 1:
+        raise _UsageError(f"--fid-repeats must be >= 1, got {fid_repeats}")
+    if threads is not None and threads < 1:
+        raise _UsageError(f"--threads must be >= 1, got {threads}")
     try:
+        import torch
+
+        from ..evaluation.evaluator import EvaluatorError
+        from ..evaluation.protocol import ProtocolError
         from .evaluate import evaluate_tokenizer as run
 
+        if threads:
+            torch.set_num_threads(threads)
         metrics = run(model_dir, dataset=dataset, split=split, batch_size=batch_size, device=device,
-                      max_clips=max_clips, progress=json_out is None or str(json_out) != "-")
-    except _user_errors() as exc:
+                      max_clips=max_clips, progress=json_out is None or str(json_out) != "-", fid=fid,
+                      fid_repeats=fid_repeats, evaluator=evaluator_dir)
+    except _user_errors() + (EvaluatorError, ProtocolError) as exc:
         raise _UsageError(str(exc)) from exc
     text = json.dumps(metrics, indent=1)
     if json_out is not None and str(json_out) == "-":
@@ -114,6 +159,13 @@ def evaluate_tokenizer(model_dir, dataset, split, json_out, batch_size, max_clip
     for branch, layers in metrics["codebooks"].items():
         click.echo(f"codebook {branch}: usage " + ", ".join(f"{x['usage']:.2f}" for x in layers)
                    + "; perplexity " + ", ".join(f"{x['perplexity']:.0f}" for x in layers))
+    if "reconstruction" in metrics:
+        for line in _fid_lines(metrics["reconstruction"]):
+            click.echo(line)
+    elif "fid_skipped" in metrics:
+        click.echo(f"reconstruction FID: skipped ({metrics['fid_skipped']}); --fid makes this an error")
+    else:
+        click.echo("reconstruction FID: not computed (--no-fid)")
 
 
 @click.group()
