@@ -57,3 +57,92 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.fail(f"shared fixtures not found at {FIXTURES}; set REMOMASK_SHARED")
     return FIXTURES
+
+
+def cut_embedded_val(dst: Path, count: int, splits=("train", "val", "test")) -> Path:
+    """A small HumanML3D-layout folder cut from the embedded dataset's real val split.
+
+    Args:
+        dst: the folder to create (it must not exist yet).
+        count: how many ids of the val split to take (the first ones, mirrors included as listed).
+        splits: the split files written, each listing all the ids.
+
+    Returns:
+        ``dst``, holding ``new_joint_vecs/``, ``texts/``, ``Mean.npy``, ``Std.npy``, ``labels.json`` and the
+        split files.
+    """
+    import shutil
+
+    from remomask.data.embedded import resolve_dataset
+
+    src = resolve_dataset("embedded", progress=False)
+    (dst / "new_joint_vecs").mkdir(parents=True)
+    (dst / "texts").mkdir()
+    ids = (src / "val.txt").read_text().split()[:count]
+    for i in ids:
+        shutil.copy(src / "new_joint_vecs" / f"{i}.npy", dst / "new_joint_vecs")
+        shutil.copy(src / "texts" / f"{i}.txt", dst / "texts")
+    for name in ("Mean.npy", "Std.npy", "labels.json"):
+        shutil.copy(src / name, dst)
+    for split in splits:
+        (dst / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    return dst
+
+
+# ---- the tiny generation models of test_generation.py and test_generation_sampling.py -------------------------
+TINY_CODES, TINY_COLUMNS, TINY_TEXT, TINY_RETRIEVAL = 32, 6, 16, 24
+"""Codes per layer, joint columns, text and retrieval embedding widths of the tiny generation models."""
+
+
+def sharpen(model, seed: int = 0):
+    """Re-draw every Linear weight of ``model`` with std 1/sqrt(fan_in) (instead of the 0.02 training init), so
+    that condition effects on the logits are O(1) and a broken gate cannot hide behind a tiny difference.
+
+    Args:
+        model: a torch module (changed in place). seed: seed of the weights.
+
+    Returns:
+        ``model``.
+    """
+    import math
+
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) / math.sqrt(m.in_features))
+    return model
+
+
+def tiny_mask_config(**overrides):
+    """``MaskTransformerConfig`` of a tiny masked transformer (width 32, one layer of each kind, no dropout,
+    :data:`TINY_CODES` codes, :data:`TINY_COLUMNS` columns, k = 1); ``overrides`` replace fields.
+
+    Raises:
+        TypeError / ValueError: an unknown field or a bad value (from the config).
+    """
+    from remomask.generation import MaskTransformerConfig
+
+    fields = dict(num_codes=TINY_CODES, num_columns=TINY_COLUMNS, max_tokens=16, token_dim=32, latent_dim=32,
+                  num_heads=2, ff_size=64, dropout=0.0, attn_dropout=0.0, ssta_layers=1, joint_layers=1,
+                  time_layers=1, text_dim=TINY_TEXT, retrieval_dim=TINY_RETRIEVAL, retrieval_k=1)
+    fields.update(overrides)
+    return MaskTransformerConfig(**fields)
+
+
+def tiny_residual_config(**overrides):
+    """``ResidualTransformerConfig`` of a tiny residual transformer (width 32, 4 quantiser layers, one layer of
+    each kind, no dropout, :data:`TINY_CODES` codes, :data:`TINY_COLUMNS` columns); ``overrides`` replace fields.
+
+    Raises:
+        TypeError / ValueError: an unknown field or a bad value (from the config).
+    """
+    from remomask.generation import ResidualTransformerConfig
+
+    fields = dict(num_codes=TINY_CODES, num_columns=TINY_COLUMNS, num_quantizers=4, max_tokens=16, code_dim=24,
+                  latent_dim=32, num_heads=2, ff_size=64, dropout=0.0, attn_dropout=0.0, layers=1, joint_layers=1,
+                  time_layers=1, text_dim=TINY_TEXT)
+    fields.update(overrides)
+    return ResidualTransformerConfig(**fields)

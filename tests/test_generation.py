@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_CODES, TINY_COLUMNS, TINY_RETRIEVAL, TINY_TEXT, sharpen, tiny_mask_config, tiny_residual_config
 
 from remomask.generation import (
     IGNORE_INDEX,
@@ -30,36 +31,17 @@ from remomask.generation import (
     sample_layers,
 )
 
-K = 32          # codes per layer in the tiny models
-J = 6           # joint columns
-TEXT, RETR = 16, 24
-
-
-def sharpen(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Re-draw every Linear weight with std 1/sqrt(fan_in) (instead of the 0.02 training init), so that
-    condition effects are O(1) and a broken gate cannot hide behind a tiny difference."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) / math.sqrt(m.in_features))
-    return model
+K = TINY_CODES      # codes per layer in the tiny models
+J = TINY_COLUMNS    # joint columns
+TEXT, RETR = TINY_TEXT, TINY_RETRIEVAL
 
 
 def tiny_mask(**kw) -> MaskTransformer:
-    fields = dict(num_codes=K, num_columns=J, max_tokens=16, token_dim=32, latent_dim=32, num_heads=2, ff_size=64,
-                  dropout=0.0, attn_dropout=0.0, ssta_layers=2, joint_layers=1, time_layers=1, text_dim=TEXT,
-                  retrieval_dim=RETR, retrieval_k=2)
-    fields.update(kw)
-    return MaskTransformer(MaskTransformerConfig(**fields)).eval()
+    return MaskTransformer(tiny_mask_config(**{"ssta_layers": 2, "retrieval_k": 2, **kw})).eval()
 
 
 def tiny_residual(**kw) -> ResidualTransformer:
-    fields = dict(num_codes=K, num_columns=J, num_quantizers=4, max_tokens=16, code_dim=24, latent_dim=32,
-                  num_heads=2, ff_size=64, dropout=0.0, attn_dropout=0.0, layers=1, joint_layers=1, time_layers=1,
-                  text_dim=TEXT)
-    fields.update(kw)
-    return ResidualTransformer(ResidualTransformerConfig(**fields)).eval()
+    return ResidualTransformer(tiny_residual_config(**kw)).eval()
 
 
 def random_grid(b: int, n: int, lengths, gen, layers: int | None = None) -> torch.Tensor:

@@ -11,12 +11,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_CODES, TINY_COLUMNS, TINY_RETRIEVAL, TINY_TEXT, sharpen, tiny_mask_config, tiny_residual_config
 
 from remomask.generation import (
     MaskTransformer,
-    MaskTransformerConfig,
     ResidualTransformer,
-    ResidualTransformerConfig,
     Retrieved,
     SamplingConfig,
     combine_guidance,
@@ -28,32 +27,15 @@ from remomask.generation import (
     top_k_filter,
 )
 
-K, J, TEXT, RETR = 32, 6, 16, 24
-
-
-def sharpen(model, seed=0):
-    """Linear weights with std 1/sqrt(fan_in), so conditions have O(1) effects on the logits."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) / math.sqrt(m.in_features))
-    return model
+K, J, TEXT, RETR = TINY_CODES, TINY_COLUMNS, TINY_TEXT, TINY_RETRIEVAL
 
 
 def tiny_mask(**kw) -> MaskTransformer:
-    fields = dict(num_codes=K, num_columns=J, max_tokens=16, token_dim=32, latent_dim=32, num_heads=2, ff_size=64,
-                  dropout=0.0, attn_dropout=0.0, ssta_layers=1, joint_layers=1, time_layers=1, text_dim=TEXT,
-                  retrieval_dim=RETR, retrieval_k=1)
-    fields.update(kw)
-    return sharpen(MaskTransformer(MaskTransformerConfig(**fields))).eval()
+    return sharpen(MaskTransformer(tiny_mask_config(**kw))).eval()
 
 
 def tiny_residual() -> ResidualTransformer:
-    cfg = ResidualTransformerConfig(num_codes=K, num_columns=J, num_quantizers=4, max_tokens=16, code_dim=24,
-                                    latent_dim=32, num_heads=2, ff_size=64, dropout=0.0, attn_dropout=0.0, layers=1,
-                                    joint_layers=1, time_layers=1, text_dim=TEXT)
-    return sharpen(ResidualTransformer(cfg)).eval()
+    return sharpen(ResidualTransformer(tiny_residual_config())).eval()
 
 
 def inputs(b: int, seed: int = 0):

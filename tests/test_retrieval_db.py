@@ -4,14 +4,13 @@ HumanML3D-layout folder cut from the embedded dataset's real val split."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import cut_embedded_val
 
-from remomask.data.embedded import resolve_dataset
 from remomask.retrieval.commands import build_db, evaluate_retrieval, retrieve
 from remomask.retrieval.config import RetrieverConfig
 from remomask.retrieval.database import DatabaseError, RetrievalDatabase
@@ -25,19 +24,7 @@ N_IDS = 30
 @pytest.fixture(scope="module")
 def small_root(tmp_path_factory):
     """The first 30 ids of the embedded val split (with their mirrors' originals or copies as listed)."""
-    src = resolve_dataset("embedded", progress=False)
-    dst = tmp_path_factory.mktemp("small") / "ds"
-    (dst / "new_joint_vecs").mkdir(parents=True)
-    (dst / "texts").mkdir()
-    ids = (src / "val.txt").read_text().split()[:N_IDS]
-    for i in ids:
-        shutil.copy(src / "new_joint_vecs" / f"{i}.npy", dst / "new_joint_vecs")
-        shutil.copy(src / "texts" / f"{i}.txt", dst / "texts")
-    for name in ("Mean.npy", "Std.npy", "labels.json"):
-        shutil.copy(src / name, dst)
-    for split in ("train", "val", "test"):
-        (dst / f"{split}.txt").write_text("\n".join(ids) + "\n")
-    return dst
+    return cut_embedded_val(tmp_path_factory.mktemp("small") / "ds", N_IDS, ("train", "val", "test"))
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import cut_embedded_val
 from test_evaluation import evaluator, small_val, val_layout  # noqa: F401  (module-scoped fixtures, reused)
 
-from remomask.data.embedded import resolve_dataset
 from remomask.tokenizer.commands import DEFAULT_MODEL
 from remomask.tokenizer.commands import evaluate_tokenizer as evaluate_cmd
 from remomask.tokenizer.evaluate import make_reconstructor, reconstruction_fid
@@ -33,18 +33,7 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def small_root(tmp_path_factory):
     """The first 80 ids of the embedded val split as the ``test`` split of a release-layout folder."""
-    src = resolve_dataset("embedded", progress=False)
-    dst = tmp_path_factory.mktemp("tok_fid") / "ds"
-    (dst / "new_joint_vecs").mkdir(parents=True)
-    (dst / "texts").mkdir()
-    ids = (src / "val.txt").read_text().split()[:N_IDS]
-    for i in ids:
-        shutil.copy(src / "new_joint_vecs" / f"{i}.npy", dst / "new_joint_vecs")
-        shutil.copy(src / "texts" / f"{i}.txt", dst / "texts")
-    for name in ("Mean.npy", "Std.npy", "labels.json"):
-        shutil.copy(src / name, dst)
-    (dst / "test.txt").write_text("\n".join(ids) + "\n")
-    return dst
+    return cut_embedded_val(tmp_path_factory.mktemp("tok_fid") / "ds", N_IDS, ("test",))
 
 
 def test_reconstructor_ignores_padding_and_zeroes_it(tokenizer, val_layout):  # noqa: F811

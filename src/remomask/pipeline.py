@@ -36,13 +36,13 @@ import json
 import math
 import os
 import secrets
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from ._pretrained import read_format_json, replaced_folder
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
@@ -320,14 +320,10 @@ class ReMoMaskPipeline:
                                         "ReMoMaskPipeline.save_pretrained")
             raise FileNotFoundError(f"{meta_path} is missing: {folder} is not a remomask pipeline folder; "
                                     f"{_ASSEMBLE_HINT}")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{meta_path} is not valid JSON ({exc}); save the pipeline again") from exc
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path} is not a remomask pipeline description")
-        if meta.get("version") != VERSION:
-            raise ValueError(f"{meta_path} has format version {meta.get('version')}; this remomask reads {VERSION}")
+        meta = read_format_json(meta_path, FORMAT, VERSION, ValueError,
+                                invalid="{path} is not valid JSON ({exc}); save the pipeline again",
+                                wrong_format="{path} is not a remomask pipeline description",
+                                wrong_version="{path} has format version {got}; this remomask reads {version}")
         comp = meta.get("components", {})
 
         def part(name):
@@ -354,9 +350,7 @@ class ReMoMaskPipeline:
             The folder path.
         """
         folder = Path(directory)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        with replaced_folder(folder, mode=0o755) as work:
             comp = {name: None for name in _COMPONENTS}
             self.tokenizer.save_pretrained(work / "tokenizer", card=getattr(self.tokenizer, "card", None))
             comp["tokenizer"] = "tokenizer"
@@ -374,16 +368,6 @@ class ReMoMaskPipeline:
                     "durations_seconds": [MIN_SECONDS, MAX_SECONDS]}
             (work / "pipeline.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
             (work / "README.md").write_text(self.model_card())
-            old = None
-            if folder.exists():
-                old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-                os.replace(folder, old)
-            os.replace(work, folder)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if work.exists():
-                shutil.rmtree(work, ignore_errors=True)
         return folder
 
     def model_card(self) -> str:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -41,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
+
+from .._pretrained import atomic_write, cpu_state
 
 __all__ = [
     "EvaluatorConfig",
@@ -416,12 +417,13 @@ class T2MEvaluator(nn.Module):
 
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        _atomic(out / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+        state = cpu_state(self)
+        # files readable by everyone (0644): the evaluator is shipped in the package
+        atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
         text = json.dumps(self.config.to_dict(), indent=1, sort_keys=True) + "\n"
-        _atomic(out / CONFIG_NAME, lambda p: Path(p).write_text(text, encoding="utf-8"))
+        atomic_write(out / CONFIG_NAME, lambda p: Path(p).write_text(text, encoding="utf-8"))
         if card is not None:
-            _atomic(out / CARD_NAME, lambda p: Path(p).write_text(card, encoding="utf-8"))
+            atomic_write(out / CARD_NAME, lambda p: Path(p).write_text(card, encoding="utf-8"))
         return out
 
     @classmethod
@@ -451,18 +453,6 @@ class T2MEvaluator(nn.Module):
                                  f"{unexpected[:5]}")
         model.eval()
         return model.to(device) if device is not None else model
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; shipped files must be readable by everyone
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_evaluator(directory: str | os.PathLike | None = None, *, device=None) -> T2MEvaluator:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -34,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from .._training import atomic_torch_save
 from .evaluator import EvaluatorConfig, EvaluatorError, T2MEvaluator
 from .metrics import R_PRECISION_BATCH, r_precision
 
@@ -151,17 +151,6 @@ def validate_classifiers(model: T2MEvaluator, layout, repeats: int = 3, seed: in
     finite = [v for v in out.values() if math.isfinite(v)]
     out["score"] = float(np.mean(finite)) if finite else float("nan")
     return out
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _warm_text_cache(model: T2MEvaluator, layouts, progress: bool) -> None:
@@ -377,24 +366,24 @@ def train_evaluator(config: EvaluatorConfig, out_dir: str | os.PathLike, *, work
                 results[name] = {**{k: v for k, v in val.items()}, "epoch": epoch}
             log(f"{name} epoch {epoch}/{epochs} ({row['seconds']:.0f} s): loss {row['train_loss']:.4f}, "
                 + ", ".join(f"val {k} {v:.3f}" for k, v in val.items()) + (" *" if improved else ""))
-            _save_checkpoint(ckpt_path, {
+            atomic_torch_save({
                 "config": json.dumps(config.to_dict()), "phase_index": phase_index, "epoch": epoch,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "best_score": best_score, "best_state": best_state or {}, "results": json.dumps(results),
                 "history": json.dumps(history), "torch_rng": torch.get_rng_state(),
                 "seconds": time.time() - start + elapsed_before,
-            })
+            }, ckpt_path, mode=None)  # mode=None: the checkpoint stays 0600, as it always was
         # End of a phase: keep the selected epoch's weights of this phase.
         if best_state:
             model.load_state_dict(best_state, strict=False)
         phase_index, epoch = phase_index + 1, 0
         best_score, best_state = -math.inf, None
-        _save_checkpoint(ckpt_path, {
+        atomic_torch_save({
             "config": json.dumps(config.to_dict()), "phase_index": phase_index, "epoch": 0,
             "model": model.state_dict(), "optimizer": {}, "scheduler": {}, "best_score": best_score,
             "best_state": {}, "results": json.dumps(results), "history": json.dumps(history),
             "torch_rng": torch.get_rng_state(), "seconds": time.time() - start + elapsed_before,
-        })
+        }, ckpt_path, mode=None)
     if writer is not None:
         writer.close()
 

@@ -20,14 +20,9 @@ from pathlib import Path
 
 import click
 
+from ..cli import UsageFailure as _UsageError  # user errors: one line ``error: ...``, exit code 2
+
 __all__ = ["train_mask_transformer", "train_residual_transformer", "train_length_estimator", "assemble_pipeline"]
-
-
-class _UsageError(click.ClickException):
-    exit_code = 2
-
-    def show(self, file=None) -> None:  # one clear line, no traceback
-        click.echo(f"error: {self.format_message()}", err=True)
 
 
 def _user_errors():

@@ -29,9 +29,7 @@ selected model, ``save_pretrained`` format), ``tb/`` (TensorBoard), ``train_conf
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from .. import _training
 
 __all__ = [
     "KINDS",
@@ -181,30 +181,10 @@ TRAIN_PRESETS: dict[str, dict[str, dict]] = {
 
 def learning_rate(cfg: GenerationTrainConfig, it: int) -> float:
     """Learning rate at iteration ``it`` (0-based): linear warm-up, then multi-step decay (spec 5.7)."""
-    if it < cfg.warmup:
-        return cfg.lr * (it + 1) / (cfg.warmup + 1)
-    return cfg.lr * cfg.gamma ** sum(it >= m for m in cfg.milestones)
+    return _training.warmup_step_lr(cfg.lr, cfg.warmup, cfg.gamma, cfg.milestones, it)
 
 
 # ---- set-up ----------------------------------------------------------------------------------------------
-def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(dev)
-    return rank, world, dev
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _check(cfg: GenerationTrainConfig) -> None:
     from .data import TOKEN_SOURCES
 
@@ -447,7 +427,6 @@ def train_generation(cfg: GenerationTrainConfig) -> Path:
         TrainingError: bad options, missing tokenizer / retriever, a checkpoint of another config.
         DatasetError, DatabaseError, RetrieverLoadError, CheckpointError: from the other stages.
     """
-    from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
     from ..data.embedded import resolve_dataset
@@ -456,13 +435,10 @@ def train_generation(cfg: GenerationTrainConfig) -> Path:
     _preflight(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    rank, world, device = _setup_distributed(cfg.device)
+    rank, world, device = _training.setup_distributed(cfg.device)
     out = Path(cfg.out)
     root = resolve_dataset(cfg.dataset, progress=rank == 0 and cfg.progress) if rank == 0 else None
-    if world > 1:
-        holder = [str(root)]
-        dist.broadcast_object_list(holder, src=0)
-        root = Path(holder[0])
+    root = _training.share_path(root, world)
     task = _Task(cfg, root, rank, world, device)
     model = task.model
     model_cfg = model.config.to_dict()
@@ -477,26 +453,26 @@ def train_generation(cfg: GenerationTrainConfig) -> Path:
         if ckpt.get("kind") != cfg.kind or ckpt["model_config"] != model_cfg:
             raise TrainingError(f"{ckpt_path} was written for another model ({ckpt.get('kind')}, other config); "
                                 "use a new --out or --no-resume")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step, best, best_step = int(ckpt["step"]), float(ckpt["best"]), int(ckpt["best_step"])
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
-
-    writer = None
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1, default=list))
-        writer = SummaryWriter(str(out / "tb"))
+        step, best, best_step = _training.restore_checkpoint(ckpt, model, opt)
+    net = _training.wrap_ddp(model, world, device)
+    writer = _training.open_run_folder(out, cfg) if rank == 0 else None
 
     def save_checkpoint() -> None:
         if rank == 0:
-            _atomic_torch_save({"kind": cfg.kind, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                "step": step, "best": best, "best_step": best_step, "model_config": model_cfg,
-                                "train_config": json.loads(json.dumps(dataclasses.asdict(cfg), default=list))},
-                               ckpt_path)
+            _training.atomic_torch_save({
+                "kind": cfg.kind, "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                "best": best, "best_step": best_step, "model_config": model_cfg,
+                "train_config": _training.config_record(cfg)}, ckpt_path)
+
+    def validate() -> None:  # rank 0: score the val split, keep the model of the lowest cross-entropy
+        nonlocal best, best_step
+        metrics = task.evaluate()
+        for k, v in metrics.items():
+            writer.add_scalar(f"val/{k}", v, step)
+        bar.write(f"step {step}: val " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        if metrics["ce"] < best:
+            best, best_step = metrics["ce"], step
+            model.save_pretrained(out / "model", card=task.card(cfg, root, world, step, metrics))
 
     names = {"mask": "mask transformer", "residual": "residual transformer", "length": "length estimator"}
     bar = tqdm(total=cfg.iterations, initial=step, desc=names[cfg.kind], dynamic_ncols=True,
@@ -527,26 +503,8 @@ def train_generation(cfg: GenerationTrainConfig) -> Path:
                 writer.add_scalar(f"train/{k}", v, step)
             writer.add_scalar("train/lr", opt.param_groups[0]["lr"], step)
             writer.add_scalar("train/it_per_s", seen / max(time.time() - t0, 1e-9), step)
-        if step % cfg.eval_every == 0 or step == cfg.iterations:
-            if rank == 0:
-                metrics = task.evaluate()
-                for k, v in metrics.items():
-                    writer.add_scalar(f"val/{k}", v, step)
-                bar.write(f"step {step}: val " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-                if metrics["ce"] < best:
-                    best, best_step = metrics["ce"], step
-                    model.save_pretrained(out / "model", card=task.card(cfg, root, world, step, metrics))
-            save_checkpoint()
-        elif step % cfg.checkpoint_every == 0:
-            save_checkpoint()
-        if world > 1 and (step % cfg.eval_every == 0 or step % cfg.checkpoint_every == 0):
-            dist.barrier()
-    bar.close()
-    if writer is not None:
-        writer.close()
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+        _training.validate_and_checkpoint(step, cfg, rank, world, validate, save_checkpoint)
+    _training.close_run(bar, writer, world)
     return out / "model"
 
 

@@ -18,17 +18,12 @@ from pathlib import Path
 
 import click
 
+from ..cli import UsageFailure as _Failure  # user errors: one line ``error: ...``, exit code 2
+
 __all__ = ["train_retriever", "build_db", "evaluate_retrieval", "retrieve", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = os.environ.get("REMOMASK_RETRIEVER", "runs/retriever_cpu/model")
 """Model folder used when ``--model`` is not given (``$REMOMASK_RETRIEVER`` or ``runs/retriever_cpu/model``)."""
-
-
-class _Failure(click.ClickException):
-    exit_code = 2
-
-    def show(self, file=None) -> None:  # one clear line, no traceback
-        click.echo(f"error: {self.format_message()}", err=True)
 
 
 def _user_errors():

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+
+from .._pretrained import atomic_write
 
 __all__ = ["RetrieverConfig", "PRESETS", "load_config"]
 
@@ -186,17 +187,13 @@ def _with(cfg: RetrieverConfig, **overrides) -> RetrieverConfig:
 
 
 def _atomic_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by everyone (0644); the folder is created if needed.
+
+    Raises:
+        OSError: the folder cannot be created or written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda p: Path(p).write_text(text))
 
 
 PRESETS: dict[str, RetrieverConfig] = {

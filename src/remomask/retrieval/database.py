@@ -30,13 +30,14 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
+
+from .._pretrained import read_format_json, replaced_folder
 
 __all__ = ["DatabaseError", "RetrievalHit", "RetrievalResult", "RetrievalDatabase", "INDEX_KINDS", "mirror_base"]
 
@@ -395,9 +396,7 @@ class RetrievalDatabase:
         if dtype not in ("float32", "float16"):
             raise DatabaseError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        with replaced_folder(folder, mode=0o755) as work:  # mkdtemp makes 0700 folders; 0755 lets all read
             unique, row = np.unique(self.motion_emb, axis=0, return_inverse=True)
             arrays = {"text": self.text_emb.astype(dtype), "start": self.starts, "end": self.ends}
             if len(unique) < len(self):
@@ -416,21 +415,6 @@ class RetrievalDatabase:
                     "model_hash": self.model_hash, "index": {"kind": self.index_kind, **self.index_params},
                     "info": self.info, "sha256": {f: _sha256(work / f) for f in files}}
             (work / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-            os.chmod(work, 0o755)  # mkdtemp makes 0700 folders
-            old = None
-            if folder.exists():
-                old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-                os.replace(folder, old)
-            os.replace(work, folder)
-            if old is not None:
-                import shutil
-
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            if work.exists():
-                import shutil
-
-                shutil.rmtree(work, ignore_errors=True)
         return folder
 
     @classmethod
@@ -455,15 +439,11 @@ class RetrievalDatabase:
         meta_path = folder / "meta.json"
         if not meta_path.is_file():
             raise DatabaseError(f"no retrieval database at {folder} ({meta_path.name} missing); {_REBUILD}")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DatabaseError(f"{meta_path} is corrupt ({exc}); {_REBUILD}") from exc
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise DatabaseError(f"{meta_path} is not a remomask retrieval database; {_REBUILD}")
-        if meta.get("version") != VERSION:
-            raise DatabaseError(f"{folder} has database format version {meta.get('version')}, this remomask "
-                                f"reads version {VERSION}; {_REBUILD}")
+        meta = read_format_json(
+            meta_path, FORMAT, VERSION, DatabaseError, invalid="{path} is corrupt ({exc}); " + _REBUILD,
+            wrong_format="{path} is not a remomask retrieval database; " + _REBUILD,
+            wrong_version="{folder} has database format version {got}, this remomask reads version {version}; "
+            + _REBUILD)
         for name, digest in meta.get("sha256", {}).items():
             path = folder / name
             if not path.is_file():

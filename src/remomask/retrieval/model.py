@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._pretrained import atomic_write, cpu_state
 from .config import RetrieverConfig, _atomic_text
 from .encoders import PartMotionEncoder, ProjectionHead, TextTransformer
 
@@ -167,16 +167,9 @@ class PartRetriever(nn.Module):
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model.safetensors.")
-        os.close(fd)
-        try:
-            save_file(state, tmp, metadata={"format": "pt", "model_hash": self.model_hash()})
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-            os.replace(tmp, folder / "model.safetensors")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        state = cpu_state(self)
+        atomic_write(folder / "model.safetensors",
+                     lambda p: save_file(state, p, metadata={"format": "pt", "model_hash": self.model_hash()}))
         self.config.save(folder / "config.json")
         _atomic_text(folder / "README.md", card if card is not None else model_card(self))
         return folder

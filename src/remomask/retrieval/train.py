@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .._training import atomic_torch_save
 from .config import RetrieverConfig, _atomic_text
 from .encode import encode_split, load_records
 from .evaluate import rsum
@@ -145,12 +146,6 @@ def _score(metrics: dict, name: str) -> float:
         return metrics["rsum"]
     direction, key = name.split("_", 1)
     return float(metrics[direction][key])
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 def train_step(ddp, model: PartRetriever, momentum: PartRetriever | None, hbm: HBMLoss, optimizer, scheduler,
@@ -287,13 +282,13 @@ def train_retriever(config: RetrieverConfig, out_dir: str | os.PathLike, *, resu
     def checkpoint(next_epoch: int, next_step: int) -> None:
         if not main:
             return
-        _save_checkpoint(ckpt_path, {
+        atomic_torch_save({
             "config": c.to_dict(), "model": model.state_dict(),
             "momentum": momentum.state_dict() if momentum is not None else {},
             "hbm": hbm.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "epoch": next_epoch, "step_in_epoch": next_step, "global_step": global_step, "best": best,
             "history": json.dumps(history),
-        })
+        }, ckpt_path)
 
     def end_of_epoch(ep: int, seconds: float, samples: int) -> None:
         nonlocal best

@@ -16,17 +16,12 @@ from pathlib import Path
 
 import click
 
+from ..cli import UsageFailure as _UsageError  # user errors: one line ``error: ...``, exit code 2
+
 __all__ = ["train_tokenizer", "evaluate_tokenizer", "DEFAULT_MODEL"]
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "tokenizer_cpu"
 """The bundled ``cpu``-preset tokenizer folder."""
-
-
-class _UsageError(click.ClickException):
-    exit_code = 2
-
-    def show(self, file=None) -> None:  # one clear line, no traceback
-        click.echo(f"error: {self.format_message()}", err=True)
 
 
 def _user_errors():

@@ -13,12 +13,11 @@ Every file is written to a temporary name in the folder and renamed into place.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .._pretrained import atomic_write, cpu_state, load_safetensors, read_format_json, state_mismatch
 from .config import TokenizerConfig
 
 __all__ = ["FORMAT", "VERSION", "CheckpointError", "save_pretrained", "load_pretrained", "model_card"]
@@ -40,18 +39,6 @@ NORMALISATION_NOTE = (
 
 class CheckpointError(ValueError):
     """A tokenizer folder is missing files, corrupt, or does not match its config."""
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
@@ -116,14 +103,14 @@ def save_pretrained(model, directory, *, card: dict | None = None) -> Path:
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = cpu_state(model)
     meta = {"format": FORMAT, "version": VERSION, "config": model.config.to_dict(), "card": card or {}}
-    _atomic_write(out / "model.safetensors", lambda p: save_file(state, p, metadata={"format": FORMAT}))
+    atomic_write(out / "model.safetensors", lambda p: save_file(state, p, metadata={"format": FORMAT}))
     for name in ("mean", "std"):
         arr = state[name].numpy().astype(np.float32)
-        _atomic_write(out / f"{name}.npy", lambda p, a=arr: _save_npy(p, a))
-    _atomic_write(out / "config.json", lambda p: Path(p).write_text(json.dumps(meta, indent=1, sort_keys=True)))
-    _atomic_write(out / "README.md", lambda p: Path(p).write_text(model_card(model.config, card)))
+        atomic_write(out / f"{name}.npy", lambda p, a=arr: _save_npy(p, a))
+    atomic_write(out / "config.json", lambda p: Path(p).write_text(json.dumps(meta, indent=1, sort_keys=True)))
+    atomic_write(out / "README.md", lambda p: Path(p).write_text(model_card(model.config, card)))
     return out
 
 
@@ -139,14 +126,9 @@ def read_config(directory) -> tuple[TokenizerConfig, dict]:
                                 "`remomask train tokenizer` or pass --model")
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {directory} is not a tokenizer folder")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc}); the folder is corrupt, re-save the model") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a {FORMAT} config (format={meta.get('format') if isinstance(meta, dict) else None!r})")
-    if meta.get("version") != VERSION:
-        raise CheckpointError(f"{path} has format version {meta.get('version')}; this remomask reads version {VERSION}")
+    meta = read_format_json(path, FORMAT, VERSION, CheckpointError,
+                            invalid="{path} is not valid JSON ({exc}); the folder is corrupt, re-save the model",
+                            wrong_format="{path} is not a {fmt} config (format={got!r})")
     try:
         config = TokenizerConfig.from_dict(meta["config"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -162,35 +144,16 @@ def load_pretrained(directory, map_location="cpu"):
         CheckpointError: unreadable/corrupt weights, missing or unexpected tensors, or tensor shapes that
             do not match ``config.json`` (names the first few offending keys).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from .model import MotionTokenizer
 
     config, card = read_config(directory)
     weights = Path(directory) / "model.safetensors"
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} is missing; the tokenizer folder is incomplete")
-    try:
-        state = load_file(str(weights), device=str(map_location))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"cannot read {weights}: {exc}; the file is corrupt or truncated, re-save "
-                              "or re-train the model") from exc
+    state = load_safetensors(weights, CheckpointError, device=map_location, folder="tokenizer folder",
+                             advice="re-save or re-train the model")
     model = MotionTokenizer(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:4]}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:4]}")
-        if wrong:
-            parts.append("shape mismatch " + ", ".join(
-                f"{k} {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}" for k in wrong[:4]))
-        raise CheckpointError(f"{weights} does not match {Path(directory) / 'config.json'}: {'; '.join(parts)}")
+    problems = state_mismatch(state, model.state_dict(), versus="vs config")
+    if problems:
+        raise CheckpointError(f"{weights} does not match {Path(directory) / 'config.json'}: {problems}")
     model.load_state_dict(state)
     model.card = card
     return model.to(map_location).eval()

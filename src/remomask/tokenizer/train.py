@@ -22,18 +22,16 @@ its own batches, gradients are averaged by DDP, codebook statistics by the quant
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
+from .. import _training
 from ..data.features import feature_layout
 from .config import TokenizerConfig
 
@@ -135,28 +133,7 @@ def tokenizer_loss(out, target: torch.Tensor, ric: slice, pos_weight: float = 0.
 
 def learning_rate(cfg: TrainConfig, it: int) -> float:
     """Learning rate at iteration ``it`` (0-based): linear warm-up, then multi-step decay (spec 3.4)."""
-    if it < cfg.warmup:
-        return cfg.lr * (it + 1) / (cfg.warmup + 1)
-    return cfg.lr * cfg.gamma ** sum(it >= m for m in cfg.milestones)
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend)
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(dev)
-    return rank, world, dev
+    return _training.warmup_step_lr(cfg.lr, cfg.warmup, cfg.gamma, cfg.milestones, it)
 
 
 def _batch(dataset, cfg: TrainConfig, rank: int, step: int) -> torch.Tensor:
@@ -172,7 +149,6 @@ def train_tokenizer(cfg: TrainConfig) -> Path:
     Raises:
         ValueError: bad options. DatasetError (from ``remomask.data``): dataset problems.
     """
-    from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
     from ..data.datasets import MotionWindowDataset
@@ -185,13 +161,10 @@ def train_tokenizer(cfg: TrainConfig) -> Path:
         raise ValueError(f"iterations ({cfg.iterations}) and batch_size ({cfg.batch_size}) must be >= 1")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    rank, world, device = _setup_distributed(cfg.device)
+    rank, world, device = _training.setup_distributed(cfg.device)
     out = Path(cfg.out)
     root = resolve_dataset(cfg.dataset, progress=rank == 0) if rank == 0 else None
-    if world > 1:
-        holder = [str(root)]
-        dist.broadcast_object_list(holder, src=0)
-        root = Path(holder[0])
+    root = _training.share_path(root, world)
     model_cfg = TokenizerConfig.preset(cfg.preset, branches=tuple(cfg.branches), **cfg.model_overrides)
     train_layout = MotionLayout(root, "train", min_length=model_cfg.window_size, max_length=None,
                                 require_captions=False, subclips=False, progress=False)
@@ -216,29 +189,19 @@ def train_tokenizer(cfg: TrainConfig) -> Path:
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         if ckpt["model_config"] != model_cfg.to_dict():
             raise ValueError(f"{ckpt_path} was written for another model config; use a new --out or --no-resume")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step, best, best_step = int(ckpt["step"]), float(ckpt["best"]), int(ckpt["best_step"])
+        step, best, best_step = _training.restore_checkpoint(ckpt, model, opt)
     torch.manual_seed(cfg.seed + 100_003 * rank + step)  # sampling noise differs per rank and per resume point
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False)
-
-    writer = None
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1, default=list))
-        writer = SummaryWriter(str(out / "tb"))
+    net = _training.wrap_ddp(model, world, device)
+    writer = _training.open_run_folder(out, cfg) if rank == 0 else None
     ric = feature_layout("humanml3d" if model_cfg.feature_dim == 263 else "kit").ric
 
     def save_checkpoint() -> None:
         if rank != 0:
             return
-        _atomic_torch_save({
+        _training.atomic_torch_save({
             "model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "best": best,
             "best_step": best_step, "model_config": model_cfg.to_dict(),
-            "train_config": json.loads(json.dumps(dataclasses.asdict(cfg), default=list)),
+            "train_config": _training.config_record(cfg),
         }, ckpt_path)
 
     def card(metrics: dict) -> dict:
@@ -246,6 +209,23 @@ def train_tokenizer(cfg: TrainConfig) -> Path:
                            f"{model_cfg.window_size} frames", "command": cfg.command, "iterations": cfg.iterations,
                 "batch_size": cfg.batch_size * world, "seed": cfg.seed, "selected_step": step,
                 "metrics": {cfg.val_split: metrics}}
+
+    def validate() -> None:  # rank 0: score the val split, keep the best model
+        nonlocal best, best_step
+        model.eval()
+        metrics = evaluate_model(model, val_records, depths=[model_cfg.num_quantizers],
+                                 batch_size=32, progress=False)
+        model.train()
+        score = metrics["mpjpe_mm"][str(model_cfg.num_quantizers)]
+        writer.add_scalar("val/mpjpe_mm", score, step)
+        writer.add_scalar("val/root_error_5s_m", metrics["root_error_5s_m"], step)
+        writer.add_scalar("val/foot_contact_accuracy", metrics["foot_contact_accuracy"], step)
+        bar.write(f"step {step}: val MPJPE {score:.1f} mm, root error at 5 s "
+                  f"{metrics['root_error_5s_m']:.3f} m, contacts {metrics['foot_contact_accuracy']:.3f}")
+        if score < best:
+            best, best_step = score, step
+            summary = {k: metrics[k] for k in ("mpjpe_mm", "root_error_5s_m", "foot_contact_accuracy")}
+            model.save_pretrained(out / "model", card=card(summary))
 
     bar = tqdm(total=cfg.iterations, initial=step, desc="tokenizer", disable=not (cfg.progress and rank == 0),
                dynamic_ncols=True)
@@ -271,31 +251,6 @@ def train_tokenizer(cfg: TrainConfig) -> Path:
             writer.add_scalar("train/perplexity", result.perplexity.item(), step)
             writer.add_scalar("train/lr", opt.param_groups[0]["lr"], step)
             writer.add_scalar("train/it_per_s", seen / max(time.time() - t0, 1e-9), step)
-        if step % cfg.eval_every == 0 or step == cfg.iterations:
-            if rank == 0:
-                model.eval()
-                metrics = evaluate_model(model, val_records, depths=[model_cfg.num_quantizers],
-                                         batch_size=32, progress=False)
-                model.train()
-                score = metrics["mpjpe_mm"][str(model_cfg.num_quantizers)]
-                writer.add_scalar("val/mpjpe_mm", score, step)
-                writer.add_scalar("val/root_error_5s_m", metrics["root_error_5s_m"], step)
-                writer.add_scalar("val/foot_contact_accuracy", metrics["foot_contact_accuracy"], step)
-                bar.write(f"step {step}: val MPJPE {score:.1f} mm, root error at 5 s "
-                          f"{metrics['root_error_5s_m']:.3f} m, contacts {metrics['foot_contact_accuracy']:.3f}")
-                if score < best:
-                    best, best_step = score, step
-                    summary = {k: metrics[k] for k in ("mpjpe_mm", "root_error_5s_m", "foot_contact_accuracy")}
-                    model.save_pretrained(out / "model", card=card(summary))
-            save_checkpoint()
-        elif step % cfg.checkpoint_every == 0:
-            save_checkpoint()
-        if world > 1 and (step % cfg.eval_every == 0 or step % cfg.checkpoint_every == 0):
-            dist.barrier()
-    bar.close()
-    if writer is not None:
-        writer.close()
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
+        _training.validate_and_checkpoint(step, cfg, rank, world, validate, save_checkpoint)
+    _training.close_run(bar, writer, world)
     return out / "model"
