@@ -203,6 +203,11 @@ def test_no_retrieval_pipeline_and_motion_source(pipe, tmp_path):
     again, _ = source(["a person waves", "a person sits down"], lengths, [{}, {}])
     assert isinstance(feats, torch.Tensor) and feats.shape == (2, 64, 263) and torch.equal(got, lengths)
     assert torch.equal(feats, again)
+    # the embedded dataset's 1-2 s clips: the protocol generates at their length, the user API keeps 2 s
+    short, got = source(["a person waves", "a person sits down"], torch.tensor([24, 37]), [{}, {}])
+    assert got.tolist() == [24, 36] and short.shape[1] == 36
+    with pytest.raises(ValueError, match="outside 40-196 frames"):
+        source.pipeline(["a person waves"], frames=36)
 
 
 def test_import_remomask_is_light():

@@ -39,8 +39,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from .protocol import ProtocolError
     from ..text import TextEncoderError
 
+    # ValueError: what the generator pipeline raises for a bad model folder or sampling setting
     return (DatasetError, EvaluatorError, ProtocolError, BaselineError, MetricError, FileNotFoundError,
-            TextEncoderError)
+            TextEncoderError, ValueError)
 
 
 def _command_line(canonical: str) -> str:
