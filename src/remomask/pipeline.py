@@ -405,6 +405,8 @@ class ReMoMaskPipeline:
                 f"{k} {v}" for k, v in card.items() if k in ("preset", "iterations", "batch_size", "selected_step")))
             if card.get("command"):
                 lines.append(f"    {card['command']}")
+            if card.get("dataset"):
+                lines.append(f"- data: {card['dataset']}")
             for split, metrics in (card.get("metrics") or {}).items():
                 lines.append(f"- {split}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                                       for k, v in metrics.items()))
