@@ -93,6 +93,30 @@ def test_save_and_load_round_trip(pipe_dir, pipe, parts):
                                   np.load(parts["tokenizer"] / "mean.npy"))
 
 
+def test_sampling_defaults_are_saved_and_used(pipe, tmp_path):
+    """A folder's pipeline.json "sampling" (chosen on val) replaces the paper defaults when a call gives none."""
+    from remomask.pipeline import DEFAULT_SAMPLING, ReMoMaskPipeline
+
+    assert pipe.sampling_defaults == DEFAULT_SAMPLING
+    pipe.set_sampling_defaults(cond_scale=2.0, steps=3)
+    try:
+        folder = pipe.save_pretrained(tmp_path / "tuned")
+    finally:
+        pipe.set_sampling_defaults(**DEFAULT_SAMPLING)
+    assert json.loads((folder / "pipeline.json").read_text())["sampling"]["cond_scale"] == 2.0
+    assert "cond_scale 2 (base layer)" in (folder / "README.md").read_text()
+    tuned = ReMoMaskPipeline.from_pretrained(folder)
+    out = tuned(["a person bows"], seconds=2.4, seed=5)
+    assert out.settings["cond_scale"] == 2.0 and out.settings["steps"] == 3
+    explicit = tuned(["a person bows"], seconds=2.4, seed=5, cond_scale=2.0, steps=3)
+    np.testing.assert_array_equal(out.token_ids, explicit.token_ids)
+    assert tuned(["a person bows"], seconds=2.4, seed=5, cond_scale=4.0).settings["cond_scale"] == 4.0
+    with pytest.raises(ValueError, match="unknown sampling default"):
+        tuned.set_sampling_defaults(top_p=0.9)
+    with pytest.raises(ValueError, match="steps must be"):
+        tuned.set_sampling_defaults(steps=0)
+
+
 # ---- generation --------------------------------------------------------------------------------------------------
 def test_shapes_lengths_and_denormalised_output(pipe, pipe_dir):
     from remomask.data.features import joints_from_features

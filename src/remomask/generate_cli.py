@@ -78,8 +78,9 @@ def _write_npy(path: Path, array) -> None:
               help="Duration in frames at 20 fps (40 to 196), instead of --seconds.")
 @click.option("--seed", type=int, default=None, help="Random seed [default: a fresh one, written to result.json].")
 @click.option("--num-samples", type=int, default=1, show_default=True, help="Motions per prompt.")
-@click.option("--steps", type=int, default=10, show_default=True, help="Masked-decoding steps.")
-@click.option("--cond-scale", type=float, default=4.0, show_default=True, help="RAG-CFG guidance scale.")
+@click.option("--steps", type=int, default=None, help="Masked-decoding steps [default: the model's, 10].")
+@click.option("--cond-scale", type=float, default=None,
+              help="RAG-CFG guidance scale [default: the model's, chosen on val; 4 when it names none].")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
               help="Pipeline folder [default: the bundled model].")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("outputs/generate"), show_default=True,
@@ -103,7 +104,7 @@ def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, model_
         raise _failure("give --seconds or --frames, not both")
     if num_samples < 1:
         raise _failure(f"--num-samples must be >= 1, got {num_samples}")
-    if steps < 1:
+    if steps is not None and steps < 1:
         raise _failure(f"--steps must be >= 1, got {steps}")
     try:
         if prompts_file is not None:

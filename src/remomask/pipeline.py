@@ -67,6 +67,8 @@ UNIT = 4
 MIN_SECONDS, MAX_SECONDS = 2.0, 9.8
 """Allowed motion durations (40 to 196 frames, the range of the training crops)."""
 MIN_FRAMES, MAX_FRAMES = 40, 196
+DEFAULT_SAMPLING = {"steps": 10, "cond_scale": 4.0, "residual_cond_scale": 5.0}
+"""Sampling settings a model folder may override in ``pipeline.json`` ("sampling"; chosen on ``val``)."""
 
 _COMPONENTS = ("tokenizer", "retriever", "database", "mask_transformer", "residual_transformer", "length_estimator")
 _ASSEMBLE_HINT = ("train the components (remomask train tokenizer / retriever / mask-transformer / "
@@ -219,6 +221,7 @@ class ReMoMaskPipeline:
         self._check_fit()
         self.conditions = ConditionEncoder(text_encoder, retriever, database, k=mc.retrieval_k)
         self._readme: dict[str, str | None] = {}
+        self.sampling_defaults: dict[str, float] = dict(DEFAULT_SAMPLING)
         self.device = None
         self.to(device)
 
@@ -333,11 +336,35 @@ class ReMoMaskPipeline:
 
         if part("tokenizer") is None or part("mask_transformer") is None:
             raise ValueError(f"{meta_path} names no tokenizer or masked transformer")
-        return cls.from_components(tokenizer=part("tokenizer"), mask_transformer=part("mask_transformer"),
+        pipe = cls.from_components(tokenizer=part("tokenizer"), mask_transformer=part("mask_transformer"),
                                    residual_transformer=part("residual_transformer"),
                                    length_estimator=part("length_estimator"), retriever=part("retriever"),
                                    database=part("database"), device=device,
                                    text_encoder_name=meta.get("text_encoder", "minilm"))
+        pipe.set_sampling_defaults(**(meta.get("sampling") or {}))
+        return pipe
+
+    def set_sampling_defaults(self, **values) -> "ReMoMaskPipeline":
+        """Change the settings used when a call does not give them (saved in ``pipeline.json``).
+
+        Args:
+            **values: any of ``steps`` (int >= 1), ``cond_scale``, ``residual_cond_scale`` (floats >= 0).
+
+        Returns:
+            self.
+
+        Raises:
+            ValueError: an unknown name or a bad value.
+        """
+        for name, value in values.items():
+            if name not in DEFAULT_SAMPLING:
+                raise ValueError(f"unknown sampling default {name!r}; choose from {sorted(DEFAULT_SAMPLING)}")
+            if name == "steps" and (int(value) != value or value < 1):
+                raise ValueError(f"steps must be an integer >= 1, got {value!r}")
+            if name != "steps" and not float(value) >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+            self.sampling_defaults[name] = int(value) if name == "steps" else float(value)
+        return self
 
     def save_pretrained(self, directory, *, db_dtype: str = "float32") -> Path:
         """Write the pipeline folder (module docstring). The folder is replaced atomically.
@@ -366,7 +393,7 @@ class ReMoMaskPipeline:
                 comp["retriever"], comp["database"] = "retriever", "database"
             meta = {"format": FORMAT, "version": VERSION, "components": comp,
                     "text_encoder": getattr(self.text_encoder, "name", "minilm"), "fps": FPS,
-                    "durations_seconds": [MIN_SECONDS, MAX_SECONDS]}
+                    "durations_seconds": [MIN_SECONDS, MAX_SECONDS], "sampling": dict(self.sampling_defaults)}
             (work / "pipeline.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
             (work / "README.md").write_text(self.model_card())
         return folder
@@ -411,8 +438,10 @@ class ReMoMaskPipeline:
                 lines.append(f"- {split}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                                       for k, v in metrics.items()))
             lines.append("")
+        d = self.sampling_defaults
         lines += ["## Sampling defaults", "",
-                  "10 decoding steps, cond_scale 4 (base layer), 5 (residual layers), top-k 10 % of the codes, "
+                  f"{d['steps']} decoding steps, cond_scale {d['cond_scale']:g} (base layer), "
+                  f"{d['residual_cond_scale']:g} (residual layers), top-k 10 % of the codes, "
                   "temperature 1, categorical sampling for the base layer, Gumbel for the residual layers (spec 7, 9).",
                   "", "## Licence", "",
                   "Code MIT. Weights trained on the bundled remomask dataset (Bandai-Namco Research Motiondataset, "
@@ -442,9 +471,9 @@ class ReMoMaskPipeline:
 
     # ---- generation --------------------------------------------------------------------------------------------
     def __call__(self, texts, seconds=None, frames=None, *, num_samples: int = 1, seed: int | None = None,
-                 generator=None, steps: int = 10, cond_scale: float = 4.0, text_scale: float = 0.0,
+                 generator=None, steps: int | None = None, cond_scale: float | None = None, text_scale: float = 0.0,
                  retrieval_scale: float = 0.0, temperature: float = 1.0, top_k: int | None = None,
-                 gumbel: bool = False, residual_cond_scale: float = 5.0, residual_top_k: int | None = None,
+                 gumbel: bool = False, residual_cond_scale: float | None = None, residual_top_k: int | None = None,
                  residual_temperature: float = 1.0, length_mode: str = "sample", use_retrieval: bool = True,
                  batch_size: int = 32, precision: str | None = None,
                  min_frames: int = MIN_FRAMES) -> GenerationOutput:
@@ -461,6 +490,8 @@ class ReMoMaskPipeline:
             steps, cond_scale, text_scale, retrieval_scale, temperature, top_k, gumbel: base-layer sampling
                 (spec 5.5, 7; see :class:`~remomask.generation.SamplingConfig`).
             residual_cond_scale, residual_top_k, residual_temperature: residual-layer sampling (spec 6.4).
+                ``steps``, ``cond_scale`` and ``residual_cond_scale`` left at None take the model's
+                :attr:`sampling_defaults` (``pipeline.json``; else 10, 4 and 5 as in the paper).
             length_mode: ``"sample"`` or ``"argmax"`` for the length estimator.
             use_retrieval: False drops the retrieval input (text-only conditional generation).
             batch_size: motions generated per forward batch.
@@ -493,6 +524,10 @@ class ReMoMaskPipeline:
         requested = frames_from_request(len(texts), seconds, frames, min_frames=min_frames)
         if any(r is None for r in requested) and self.length_estimator is None:
             raise ValueError("this pipeline has no length estimator: give the duration (seconds= or frames=)")
+        d = self.sampling_defaults
+        steps = d["steps"] if steps is None else steps
+        cond_scale = d["cond_scale"] if cond_scale is None else cond_scale
+        residual_cond_scale = d["residual_cond_scale"] if residual_cond_scale is None else residual_cond_scale
         sampling = SamplingConfig(steps=steps, cond_scale=cond_scale, text_scale=text_scale,
                                   retrieval_scale=retrieval_scale, top_k=top_k, temperature=temperature,
                                   gumbel=gumbel, residual_cond_scale=residual_cond_scale,

@@ -194,8 +194,11 @@ def train_length_estimator(dataset, out, preset, iterations, batch_size, lr, war
               default=Path("runs/length_estimator_cpu/model"), show_default=True)
 @click.option("--db-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
               help="Storage precision of the database embeddings (float16: half the size, for bundling).")
+@click.option("--steps", type=int, default=None, help="Default masked-decoding steps of the folder [10].")
+@click.option("--cond-scale", type=float, default=None, help="Default RAG-CFG scale of the folder [4].")
+@click.option("--residual-cond-scale", type=float, default=None, help="Default residual CFG scale [5].")
 def assemble_pipeline(out, tokenizer, retriever, database, mask_transformer, residual_transformer,
-                      length_estimator, db_dtype) -> None:
+                      length_estimator, db_dtype, steps, cond_scale, residual_cond_scale) -> None:
     """Put trained components into one pipeline folder for `remomask generate --model`."""
     try:
         from ..pipeline import ReMoMaskPipeline
@@ -203,6 +206,9 @@ def assemble_pipeline(out, tokenizer, retriever, database, mask_transformer, res
         pipe = ReMoMaskPipeline.from_components(
             tokenizer=tokenizer, retriever=retriever, database=database, mask_transformer=mask_transformer,
             residual_transformer=residual_transformer, length_estimator=length_estimator)
+        pipe.set_sampling_defaults(**{k: v for k, v in (("steps", steps), ("cond_scale", cond_scale),
+                                                         ("residual_cond_scale", residual_cond_scale))
+                                      if v is not None})
         pipe.save_pretrained(out, db_dtype=db_dtype)
     except _user_errors() as exc:
         raise _UsageError(str(exc)) from exc
