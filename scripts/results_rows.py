@@ -1,0 +1,30 @@
+"""Print docs/results.md table rows from `remomask evaluate t2m --json` files (no numbers typed by hand).
+
+Usage: ``python scripts/results_rows.py FILE.json [...]``: one Markdown row per scored row, the columns of
+spec 10.2 plus label accuracy, each as mean ± CI95.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+COLUMNS = ["top1", "top2", "top3", "fid", "mm_dist", "diversity", "multimodality", "action_acc", "style_acc"]
+
+
+def cell(metric: dict | None) -> str:
+    """``mean±ci`` with three decimals, ``-`` for a missing or NaN metric."""
+    if not metric or metric.get("mean") is None or metric["mean"] != metric["mean"]:
+        return "-"
+    return f"{metric['mean']:.3f}±{metric['ci95']:.3f}".replace("±0.", "±.")
+
+
+def main() -> None:
+    for path in sys.argv[1:]:
+        doc = json.load(open(path))
+        for row in doc["rows"]:
+            print("| " + row["name"] + " | " + " | ".join(cell(row["metrics"].get(c)) for c in COLUMNS) + " |")
+
+
+if __name__ == "__main__":
+    main()
