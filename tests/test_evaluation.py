@@ -312,3 +312,77 @@ def test_max_batches_scores_a_random_subset_per_repeat(evaluator, small_val):
     assert part.per_repeat["gt_diversity"][0] != part.per_repeat["gt_diversity"][1]  # other prompts each repeat
     # fewer samples: the reference diversity is estimated on 32 instead of 96 motions, FID stays finite
     assert np.isfinite(part.metrics["fid"]["mean"]) and part.metrics["fid"]["mean"] >= 0
+
+
+def test_interrupted_run_resumes_to_the_same_numbers(evaluator, small_val, tmp_path):
+    """A run stopped in repeat 2 keeps repeat 1 in its progress file; running again gives the numbers of an
+    uninterrupted run, and a progress file of other settings is refused with a clear error."""
+
+    class Noisy:
+        name, stochastic = "noisy real", True
+
+        def __init__(self, fail_after=None):
+            self.base, self.calls, self.fail_after = RealBaseline(small_val, "resample"), 0, fail_after
+            self.generator = None
+
+        def set_seed(self, seed):  # like the pipeline's source: a private generator restarted every repeat
+            self.base.set_seed(seed)
+            self.generator = torch.Generator().manual_seed(seed)
+
+        def __call__(self, captions, lengths, labels):
+            self.calls += 1
+            if self.fail_after is not None and self.calls > self.fail_after:
+                raise KeyboardInterrupt  # the user presses Ctrl-C in the middle of repeat 2
+            out, n = self.base(captions, lengths, labels)
+            return out + 0.01 * torch.randn(out.shape, generator=self.generator), n
+
+    kw = dict(evaluator=evaluator, layout=small_val, progress=False, max_batches=2, mm_batches=1, mm_repeats=3)
+    whole = evaluate_t2m(Noisy(), "val", repeats=2, **kw)
+    state = tmp_path / "row0.json"
+    calls_per_repeat = 2 + 3  # two scored batches, one batch generated 3 more times for MModality
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_t2m(Noisy(fail_after=calls_per_repeat + 1), "val", repeats=2, progress_file=state, **kw)
+    saved = json.loads(state.read_text())
+    assert len(saved["per"]["fid"]) == 1
+    source = Noisy()
+    resumed = evaluate_t2m(source, "val", repeats=2, progress_file=state, **kw)
+    assert resumed.info["resumed_repeats"] == 1 and source.calls == calls_per_repeat  # only repeat 2 ran
+    assert resumed.per_repeat == whole.per_repeat
+    assert resumed.metrics == whole.metrics
+    with pytest.raises(ProtocolError, match="other settings"):
+        evaluate_t2m(Noisy(), "val", repeats=2, progress_file=state, **{**kw, "max_batches": 1})
+    with pytest.raises(ProtocolError, match="more than the 1"):
+        evaluate_t2m(Noisy(), "val", repeats=1, progress_file=state, **kw)
+    state.write_text("{not json")
+    with pytest.raises(ProtocolError, match="delete it"):
+        evaluate_t2m(Noisy(), "val", repeats=2, progress_file=state, **kw)
+
+
+def test_cli_resumes_from_its_progress_folder(tmp_path, monkeypatch):
+    """`remomask evaluate t2m --json OUT` keeps finished repeats in OUT.progress/ and removes it when done."""
+    import remomask.evaluation.protocol as protocol
+
+    out = tmp_path / "res.json"
+    args = ["--split", "val", "--repeats", "2", "--max-batches", "1", "--json", str(out), "--no-progress"]
+    real_save = protocol._save_state
+    saves = []
+
+    def save_then_stop(path, key, per):
+        real_save(path, key, per)
+        saves.append(path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(protocol, "_save_state", save_then_stop)
+    stopped = CliRunner().invoke(evaluate_cmd, args)
+    assert stopped.exit_code != 0 and not out.exists() and len(saves) == 1
+    assert (tmp_path / "res.json.progress" / "row0.json").is_file()
+    monkeypatch.setattr(protocol, "_save_state", real_save)
+    res = CliRunner().invoke(evaluate_cmd, args)
+    assert res.exit_code == 0, res.output
+    assert "resumed 1 finished repeat" in res.output
+    assert not (tmp_path / "res.json.progress").exists()
+    resumed = json.loads(out.read_text())["rows"][0]
+    fresh_out = tmp_path / "fresh.json"
+    fresh = CliRunner().invoke(evaluate_cmd, [*args[:-3], "--json", str(fresh_out), "--no-progress"])
+    assert fresh.exit_code == 0, fresh.output
+    assert json.loads(fresh_out.read_text())["rows"][0]["per_repeat"] == resumed["per_repeat"]

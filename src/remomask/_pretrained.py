@@ -9,7 +9,8 @@ they have in common live here:
 - :func:`read_format_json`: parse a ``{"format": ..., "version": ...}`` JSON file and check both fields;
 - :func:`cpu_state`: a module's state dict as contiguous CPU tensors, ready for safetensors;
 - :func:`load_safetensors`: read a weights file with a clear error when it is missing or corrupt;
-- :func:`state_mismatch`: describe missing, unexpected and mis-shaped tensors of a state dict.
+- :func:`state_mismatch`: describe missing, unexpected and mis-shaped tensors of a state dict;
+- :func:`folder_fingerprint`: a SHA-256 of a model folder's weights and configs.
 
 Each stage keeps its own exception class and message wording; the helpers take them as arguments.
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
 __all__ = ["atomic_write", "replaced_folder", "read_format_json", "cpu_state", "load_safetensors",
-           "state_mismatch", "VERSION_MESSAGE"]
+           "state_mismatch", "folder_fingerprint", "VERSION_MESSAGE"]
 
 VERSION_MESSAGE = "{path} has format version {got}; this remomask reads version {version}"
 """Default ``wrong_version`` message of :func:`read_format_json`."""
@@ -201,3 +202,33 @@ def state_mismatch(state: Mapping, expected: Mapping, *, versus: str = "vs") -> 
         parts.append("shape mismatch " + ", ".join(
             f"{k} {tuple(state[k].shape)} {versus} {tuple(expected[k].shape)}" for k in wrong[:4]))
     return "; ".join(parts)
+
+
+def folder_fingerprint(folder: str | os.PathLike, suffixes: tuple[str, ...] = (".json", ".safetensors",
+                                                                              ".npy", ".faiss")) -> str:
+    """SHA-256 over the names and bytes of a model folder's files (recursively) with the given suffixes.
+
+    Two folders with the same fingerprint hold the same weights and configs; used to tell whether a
+    partial evaluation was made with the model now at the same path.
+
+    Args:
+        folder: a model or pipeline folder. suffixes: file endings that count (weights, configs, statistics).
+
+    Returns:
+        The hex digest (64 characters).
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder.
+    """
+    import hashlib
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(suffixes)):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()

@@ -14,7 +14,9 @@ are imported inside the commands. Bad input ends with one ``error: ...`` line an
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
+from pathlib import Path
 
 import click
 
@@ -163,25 +165,31 @@ def _model_source(model_dir: str, **sampling):
 @click.option("--mm-batches", type=int, default=3, show_default=True,
               help="MModality: batches of prompts generated --mm-repeats times (generators only).")
 @click.option("--mm-repeats", type=int, default=30, show_default=True, help="MModality: generations per prompt.")
-@click.option("--steps", type=int, default=None, help="--model: masked-decoding steps [pipeline default: 10].")
-@click.option("--cond-scale", type=float, default=None, help="--model: RAG-CFG scale [pipeline default: 4].")
-@click.option("--json", "json_out", type=click.Path(), default=None, help="Write every metric as {mean, ci95}.")
+@click.option("--steps", type=int, default=None, help="--model: masked-decoding steps [the model's pipeline.json, else 10].")
+@click.option("--cond-scale", type=float, default=None, help="--model: RAG-CFG scale [the model's pipeline.json, else 4].")
+@click.option("--json", "json_out", type=click.Path(), default=None,
+              help="Write every metric as {mean, ci95}. Finished repeats are kept in <json>.progress/ meanwhile, "
+                   "so the same command resumes an interrupted run.")
+@click.option("--restart", is_flag=True, help="Discard the finished repeats kept in <json>.progress/.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--no-progress", is_flag=True, help="No tqdm bars.")
 def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repeats, seed, dataset, evaluator_dir,
                  official_ckpt, glove_dir, official_mean, official_std, max_batches, mm_batches, mm_repeats, steps,
-                 cond_scale, json_out, threads, no_progress) -> None:
+                 cond_scale, json_out, restart, threads, no_progress) -> None:
     """Score a generator and/or baselines with the text-to-motion protocol (spec 10.2).
 
     Without --model or --baseline the Real (disjoint clips) baseline is scored. With --official the
     standard HumanML3D / KIT-ML evaluator replaces remomask's (numbers comparable with the papers).
     --baseline retrieval answers each prompt with the top-1 train motion of --retriever's --database.
+    With --json, an interrupted run (Ctrl-C, a lost machine) resumes where it stopped when the same command
+    is run again.
     """
     try:
         import torch
 
         from ..data.embedded import resolve_dataset
         from ..data.layout import MotionLayout
+        from .._pretrained import folder_fingerprint
         from .evaluator import load_evaluator
         from .protocol import evaluate_t2m as run, format_table, write_json
 
@@ -200,6 +208,7 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
         names = list(baselines) or ([] if model_dir else ["real"])
         layout = MotionLayout(resolve_dataset(dataset, progress=not no_progress), split, progress=False)
         sources = [_baseline(n, layout, seed, retriever_dir, database_dir) for n in names]  # fail fast
+        identities = [{"baseline": n, "retriever": retriever_dir, "database": database_dir} for n in names]
         if official_ckpt:
             from .official import OfficialT2MEvaluator
 
@@ -212,13 +221,27 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
         if model_dir:
             sampling = {k: v for k, v in (("steps", steps), ("cond_scale", cond_scale)) if v is not None}
             sources.append(_model_source(model_dir, **sampling))
-        results = [run(src, split, repeats, seed, evaluator=evaluator, layout=layout, progress=not no_progress,
-                       max_batches=max_batches, mm_batches=mm_batches, mm_repeats=mm_repeats)
-                   for src in sources]
+            identities.append({"model": str(Path(model_dir).resolve()), "weights": folder_fingerprint(model_dir),
+                               "sampling": sampling})
+        progress_dir = Path(f"{json_out}.progress") if json_out else None
+        if progress_dir is not None:
+            if restart and progress_dir.is_dir():
+                shutil.rmtree(progress_dir)
+            progress_dir.mkdir(parents=True, exist_ok=True)
+        results = []
+        for i, (src, identity) in enumerate(zip(sources, identities)):
+            state = progress_dir / f"row{i}.json" if progress_dir is not None else None
+            result = run(src, split, repeats, seed, evaluator=evaluator, layout=layout, progress=not no_progress,
+                         max_batches=max_batches, mm_batches=mm_batches, mm_repeats=mm_repeats,
+                         progress_file=state, identity=identity)
+            if result.info.get("resumed_repeats"):
+                click.echo(f"{result.name}: resumed {result.info['resumed_repeats']} finished repeat(s) from {state}")
+            results.append(result)
         click.echo(format_table(results))
         if json_out:
             write_json(json_out, results, command=_command_line("remomask evaluate t2m"), split=split,
                        repeats=repeats, seed=seed, dataset=str(layout.root))
+            shutil.rmtree(progress_dir, ignore_errors=True)
             click.echo(f"wrote {json_out}")
     except _user_errors() as exc:
         raise _UsageFailure(str(exc)) from exc

@@ -26,6 +26,11 @@ A **motion source** is ``source(captions, lengths, labels) -> features`` or ``->
 
 Optional attributes: ``name`` (row name), ``stochastic`` (True enables MModality) and ``set_seed(seed)``
 (called at the start of every repeat).
+
+**Resuming.** A long run (a generator on a CPU: hours for 20 repeats of a full split) can keep its
+per-repeat values in a ``progress_file``; running the same evaluation again continues after the last
+finished repeat and gives the same numbers as an uninterrupted run, because repeat ``r`` depends only on
+``seed + r``.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ import numpy as np
 import torch
 
 from . import metrics as M
+
+_STATE_FORMAT = "remomask-evaluation-progress-v1"
 
 __all__ = [
     "MotionSource",
@@ -194,10 +201,40 @@ def _loader_dataset(layout):
     return EvalTextMotionDataset(layout, mean=np.zeros(dim, np.float32), std=np.ones(dim, np.float32))
 
 
+def _load_state(path: Path, key: dict) -> dict[str, list[float]]:
+    """Per-repeat values saved by an interrupted run with the same settings ``key``, or {} when none."""
+    if not path.is_file():
+        return {}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ProtocolError(f"cannot read the partial evaluation {path} ({exc}); delete it to start over") from exc
+    if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT or not isinstance(state.get("per"), dict):
+        raise ProtocolError(f"{path} is not a remomask partial evaluation; delete it to start over")
+    if state.get("key") != _clean(key):
+        raise ProtocolError(f"{path} holds a run with other settings ({state.get('key')}); delete it or write "
+                            "the results to another --json file")
+    return {k: [float(v) for v in vals] for k, vals in state["per"].items()}
+
+
+def _save_state(path: Path, key: dict, per: dict) -> None:
+    from .._pretrained import atomic_write
+
+    text = json.dumps({"format": _STATE_FORMAT, "key": _clean(key), "per": per})
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
 def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch_size: int, progress: bool,
          mm_source=None, mm_batches: int = 3, mm_repeats: int = 30, set_seed=None, desc: str = "evaluate",
-         extra: Callable | None = None, max_batches: int | None = None):
-    """The loop shared by :func:`evaluate_t2m` and :func:`evaluate_reconstruction`."""
+         extra: Callable | None = None, max_batches: int | None = None,
+         state_path: str | os.PathLike | None = None, state_key: dict | None = None):
+    """The loop shared by :func:`evaluate_t2m` and :func:`evaluate_reconstruction`.
+
+    With ``state_path`` the per-repeat values are saved there (atomically) after every repeat, and a run
+    with the same ``state_key`` resumes after the last saved repeat. Repeat ``r`` depends only on
+    ``seed + r`` (data order, crops, sampling), so a resumed run gives the same numbers as an uninterrupted
+    one. Returns ``(per, samples, resumed)``.
+    """
     from tqdm.auto import tqdm
     from torch.utils.data import DataLoader
 
@@ -209,12 +246,19 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
         raise ProtocolError(f"split {layout.split!r} has {len(ds)} samples, fewer than one batch of {batch_size}")
     classify = callable(getattr(evaluator, "predict_labels", None)) and bool(getattr(evaluator, "label_names", []))
     label_names = list(evaluator.label_names) if classify else []
-    per: dict[str, list[float]] = {}
+    state_path = Path(state_path) if state_path is not None else None
+    per: dict[str, list[float]] = _load_state(state_path, state_key or {}) if state_path else {}
+    done = min((len(v) for v in per.values()), default=0)
+    if done > repeats:
+        raise ProtocolError(f"{state_path} already holds {done} repeats, more than the {repeats} asked for; "
+                            "delete it or ask for at least that many repeats")
+    per = {k: v[:done] for k, v in per.items()}
 
     def add(key, value):
         per.setdefault(key, []).append(float(value))
 
-    for r in tqdm(range(repeats), desc=desc, disable=not progress, unit="repeat"):
+    for r in tqdm(range(done, repeats), desc=desc, disable=not progress, unit="repeat", initial=done,
+                  total=repeats):
         rseed = seed + r
         ds.seed = rseed
         torch.manual_seed(rseed)
@@ -273,10 +317,12 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
                 add(key, sum(a * c for a, c in store if c) / counted if counted else float("nan"))
         for key in (extras[0] if extras else {}):
             add(key, np.mean([e[key] for e in extras]))
+        if state_path is not None:
+            _save_state(state_path, state_key or {}, per)
     samples = (len(ds) // batch_size) * batch_size
     if max_batches is not None:
         samples = min(samples, max_batches * batch_size)
-    return per, samples
+    return per, samples, done
 
 
 def _split_results(per: dict) -> tuple[dict, dict]:
@@ -288,7 +334,8 @@ def _split_results(per: dict) -> tuple[dict, dict]:
 def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPEATS, seed: int = DEFAULT_SEED, *,
                  dataset: str | os.PathLike = "embedded", evaluator=None, layout=None, name: str | None = None,
                  batch_size: int = M.R_PRECISION_BATCH, multimodality: bool | None = None, mm_batches: int = 3,
-                 mm_repeats: int = 30, progress: bool = True, max_batches: int | None = None) -> T2MResult:
+                 mm_repeats: int = 30, progress: bool = True, max_batches: int | None = None,
+                 progress_file: str | os.PathLike | None = None, identity: Mapping | None = None) -> T2MResult:
     """Score a motion source on a split with the text-to-motion protocol (spec 10.2; module docstring).
 
     Args:
@@ -309,12 +356,18 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
             repeat draws another random subset, so the mean over repeats still covers the split; FID on fewer
             samples is biased upwards, so compare only rows scored with the same value (for generators on
             a CPU, where one full pass is ~1,000 generated motions).
+        progress_file: JSON file that keeps the finished repeats (written atomically after each one). If it
+            exists, the run resumes from it; it is left in place (the caller removes it once the results are
+            saved).
+        identity: JSON-able description of the source (model folder, weights hash, sampling settings) that
+            must match for a resume, on top of the row name and the protocol settings.
 
     Returns:
-        :class:`T2MResult`.
+        :class:`T2MResult`; ``info["resumed_repeats"]`` counts the repeats taken from ``progress_file``.
 
     Raises:
-        ProtocolError: a source output of the wrong shape, a split smaller than one batch, a bad evaluator.
+        ProtocolError: a source output of the wrong shape, a split smaller than one batch, a bad evaluator,
+            a ``progress_file`` that is unreadable or was written with other settings.
         EvaluatorError / DatasetError: the evaluator or the data cannot be loaded.
     """
     if repeats < 1:
@@ -328,22 +381,26 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
         return _call_source(motion_source, batch["caption"], batch["length"], _labels(batch), dim)
 
     use_mm = bool(getattr(motion_source, "stochastic", False)) if multimodality is None else multimodality
-    per, samples = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed, batch_size=batch_size,
-                        progress=progress, mm_source=produce if use_mm else None, mm_batches=mm_batches,
-                        mm_repeats=mm_repeats, set_seed=getattr(motion_source, "set_seed", None),
-                        max_batches=max_batches,
-                        desc=f"evaluate {split}")
+    row = name or getattr(motion_source, "name", None) or type(motion_source).__name__
+    evaluator_name = getattr(evaluator, "name", type(evaluator).__name__)
+    key = {"row": row, "split": split, "seed": seed, "batch_size": batch_size, "max_batches": max_batches,
+           "multimodality": [mm_batches, mm_repeats] if use_mm else None, "evaluator": evaluator_name,
+           "dataset": str(layout.root), "identity": dict(identity) if identity else None}
+    per, samples, resumed = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed,
+                                 batch_size=batch_size, progress=progress, mm_source=produce if use_mm else None,
+                                 mm_batches=mm_batches, mm_repeats=mm_repeats,
+                                 set_seed=getattr(motion_source, "set_seed", None), max_batches=max_batches,
+                                 desc=f"evaluate {split}", state_path=progress_file, state_key=key)
     metrics, reference = _split_results(per)
-    info = {"evaluator": getattr(evaluator, "name", type(evaluator).__name__), "dataset": str(layout.root),
+    info = {"evaluator": evaluator_name, "dataset": str(layout.root),
             "samples_per_repeat": samples, "batch_size": batch_size, "seconds": time.time() - start,
             "multimodality": {"batches": mm_batches, "repeats": mm_repeats} if use_mm else None,
-            "max_batches": max_batches}
+            "max_batches": max_batches, "resumed_repeats": resumed}
     if hasattr(motion_source, "fallbacks"):
         info["fallbacks"] = dict(motion_source.fallbacks)
     provenance = getattr(motion_source, "provenance", None)
     if provenance:
         info["provenance"] = dict(provenance)
-    row = name or getattr(motion_source, "name", None) or type(motion_source).__name__
     return T2MResult(row, split, repeats, seed, metrics, reference, per, info)
 
 
@@ -390,7 +447,7 @@ def evaluate_reconstruction(reconstruct: Callable, split: str = "test", repeats:
     def extra(batch, gen, gen_len):
         return {"mpjpe_mm": _mpjpe_mm(batch["motion"], gen, gen_len)}
 
-    per, samples = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed, batch_size=batch_size,
+    per, samples, _ = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed, batch_size=batch_size,
                         progress=progress, desc=f"reconstruct {split}", extra=extra)
     per.pop("multimodality", None)
     metrics, reference = _split_results(per)
