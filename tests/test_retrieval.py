@@ -14,8 +14,17 @@ from torch import nn
 from remomask.data.datasets import TextMotionDataset, collate
 from remomask.data.embedded import resolve_dataset
 from remomask.data.layout import MotionLayout
+from remomask.pipeline import DEFAULT_MODEL_DIR
 from remomask.retrieval.config import RetrieverConfig, load_config
-from remomask.retrieval.hbm import BatchMeta, HBMLoss, NegativeQueue, false_negative_mask, info_nce, momentum_update
+from remomask.retrieval.hbm import (
+    BatchMeta,
+    HBMLoss,
+    NegativeQueue,
+    direction_code,
+    false_negative_mask,
+    info_nce,
+    momentum_update,
+)
 from remomask.retrieval.metrics import (
     batched_retrieval_metrics,
     best_correct_ranks,
@@ -197,6 +206,63 @@ def test_queue_entries_with_the_query_caption_are_filtered():
     drop = false_negative_mask(second, hbm.queue.meta(), 0.95, hbm.queue.valid)
     # query 0 (caption 5) must not see queue row 0 (caption 5); rows 2, 3 are still empty
     assert drop.tolist() == [[True, False, True, True], [False, False, True, True]]
+
+
+def test_direction_code_reads_the_direction_words():
+    assert direction_code("A person raises the LEFT hand.") == 1
+    assert direction_code("someone waves the right hand") == 2
+    assert direction_code("a person lifts both hands") == 4
+    assert direction_code("walks forwards, then turns leftward") == 8 | 1
+    assert direction_code("steps backward and sideways") == 16 | 32
+    assert direction_code("spins counter-clockwise") == direction_code("spins anticlockwise") == 128
+    assert direction_code("turns clockwise") == 64
+    assert direction_code("a person walks, tired") == 0
+    assert direction_code("the leftover box is righteous") == 0  # whole words only
+
+
+def test_direction_guard_keeps_left_right_captions_as_negatives():
+    """The real sentence encoder puts mirror-image captions above the 0.95 threshold; the TMR rule drops them
+    as false negatives, the guard keeps them, and both drop a paraphrase with the same direction."""
+    caps = ["a human raises the left hand and waves actively, full of energy.",
+            "a human raises the right hand and waves actively, full of energy.",
+            "someone raises the left hand and waves actively, full of energy.",
+            "a person walks and turns left.", "a person walks and turns right."]
+    sentence = default_text_encoder().encode(caps).sentence
+    sentence = torch.nn.functional.normalize(sentence.float(), dim=-1)
+    assert float(sentence[0] @ sentence[1]) > 0.95 and float(sentence[3] @ sentence[4]) > 0.95
+    ids = torch.tensor([caption_key(c) for c in caps])
+    plain = BatchMeta(ids, torch.arange(5), sentence)
+    guarded = BatchMeta(ids, torch.arange(5), sentence, torch.tensor([direction_code(c) for c in caps]))
+    tmr, guard = false_negative_mask(plain, plain, 0.95), false_negative_mask(guarded, guarded, 0.95)
+    assert tmr[0, 1] and tmr[3, 4]  # left vs right dropped by the threshold rule
+    assert not guard[0, 1] and not guard[1, 2] and not guard[3, 4]  # kept as negatives with the guard
+    assert guard[0, 2] == tmr[0, 2] and bool(guard[0, 2])  # a same-side paraphrase is still dropped
+    assert bool((guard <= tmr).all())  # the guard only ever keeps more negatives
+
+
+def test_queue_keeps_direction_codes_for_the_guard():
+    cfg = tiny(queue_size=4, part_loss=False, embed_dim=8, filter_direction_guard=True)
+    hbm = HBMLoss(cfg, caption_dim=3)
+    assert "queue.directions" in hbm.state_dict()
+    assert "queue.directions" not in HBMLoss(tiny(queue_size=4), caption_dim=3).state_dict()  # old checkpoints
+    e = torch.eye(3)
+    t = torch.nn.functional.normalize(torch.randn(2, 8), dim=1)
+    out = RetrieverOutput(t, t, t[:, None].expand(2, 6, 8).contiguous())
+    hbm(out, out, BatchMeta(torch.tensor([5, 6]), torch.tensor([50, 60]), e[:2], torch.tensor([1, 2])))
+    assert hbm.queue.directions[:2].tolist() == [1, 2]
+    query = BatchMeta(torch.tensor([7]), torch.tensor([70]), e[:1], torch.tensor([2]))  # same text as row 0, other side
+    assert false_negative_mask(query, hbm.queue.meta(), 0.95, hbm.queue.valid).tolist() == [[False, False, True, True]]
+    with pytest.raises(ValueError, match="direction"):
+        hbm(out, out, BatchMeta(torch.tensor([5, 6]), torch.tensor([50, 60]), e[:2]))
+
+
+def test_direction_guard_off_leaves_the_config_and_model_hash_unchanged():
+    """Models trained before the option keep their config.json and hash (the database check needs it)."""
+    assert "filter_direction_guard" not in tiny().to_dict()
+    assert tiny(filter_direction_guard=True).to_dict()["filter_direction_guard"] is True
+    bundled = PartRetriever.from_pretrained(DEFAULT_MODEL_DIR / "retriever")
+    meta = json.loads((DEFAULT_MODEL_DIR / "database" / "meta.json").read_text())
+    assert bundled.model_hash() == meta["model_hash"]
 
 
 def test_queue_is_fifo_and_wraps():

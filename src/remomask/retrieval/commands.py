@@ -99,6 +99,8 @@ def _load_db(model, database: Path | None, model_dir: Path):
 @click.option("--no-part-loss", is_flag=True, help="Ablation: instance loss only.")
 @click.option("--no-queue", is_flag=True, help="Ablation: in-batch negatives only (TMR-style).")
 @click.option("--no-filter", is_flag=True, help="Ablation: keep false negatives in the denominators.")
+@click.option("--direction-guard", is_flag=True,
+              help="Filter: keep close-caption negatives whose captions name other directions (left/right...).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other config field (repeat).")
 @click.option("--no-resume", is_flag=True, help="Start over even if OUT/checkpoint.pt exists.")
 @click.option("--max-steps", type=int, default=None, help="Stop after N steps (smoke runs).")
@@ -107,7 +109,7 @@ def _load_db(model, database: Path | None, model_dir: Path):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--threads", type=int, default=None, help=_THREADS_HELP)
 def train_retriever(config_path, preset, out, dataset, epochs, batch_size, seed, no_part_loss, no_queue, no_filter,
-                    sets, no_resume, max_steps, max_train_samples, max_val_samples, quiet, threads) -> None:
+                    direction_guard, sets, no_resume, max_steps, max_train_samples, max_val_samples, quiet, threads) -> None:
     """Train the part-level text-motion retriever with HBM learning (spec 4.4, 4.5).
 
     Selects the best epoch on the validation split and writes OUT/model (config.json,
@@ -127,6 +129,8 @@ def train_retriever(config_path, preset, out, dataset, epochs, batch_size, seed,
         overrides["use_queue"] = False
     if no_filter:
         overrides["filter_false_negatives"] = False
+    if direction_guard:
+        overrides["filter_direction_guard"] = True
     cfg = _run(load_config, config_path, preset, **overrides)
     out = out or Path("runs") / f"retriever_{cfg.preset if cfg.preset != 'custom' else 'custom'}"
     folder = _run(train, cfg, out, resume=not no_resume, max_steps=max_steps, max_train_samples=max_train_samples,

@@ -51,6 +51,9 @@ class RetrieverConfig:
         filter_false_negatives, filter_threshold: drop from every denominator negatives whose caption
             equals the query's, whose caption embedding has cosine > threshold (0.95, as TMR), or which
             come from the same sample.
+        filter_direction_guard: keep a close-caption negative when the two captions name different
+            directions (left / right / forward / ...; :func:`remomask.retrieval.hbm.direction_code`), so
+            mirror-image actions stay negatives of each other (remomask option; off = the TMR rule).
 
     Training (spec 4.5):
         dataset, train_split, val_split: data (``"embedded"`` or a HumanML3D-layout folder).
@@ -88,6 +91,7 @@ class RetrieverConfig:
     use_queue: bool = True
     filter_false_negatives: bool = True
     filter_threshold: float = 0.95
+    filter_direction_guard: bool = False
     # training
     dataset: str = "embedded"
     train_split: str = "train"
@@ -157,8 +161,15 @@ class RetrieverConfig:
         return _with(PRESETS[name], **overrides)
 
     def to_dict(self) -> dict:
-        """Plain dict (JSON-serialisable)."""
-        return asdict(self)
+        """Plain dict (JSON-serialisable).
+
+        ``filter_direction_guard`` is left out while it is off, so models trained before the option existed
+        keep their ``config.json`` and model hash (the database check).
+        """
+        out = asdict(self)
+        if not out["filter_direction_guard"]:
+            del out["filter_direction_guard"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "RetrieverConfig":

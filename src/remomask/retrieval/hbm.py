@@ -12,6 +12,13 @@ negatives whose caption is the query's caption, whose caption embedding (the fro
 has cosine above ``filter_threshold`` with the query's, or which come from the same sample. The queue keeps
 the caption id, sample id and caption embedding of every entry for this.
 
+Direction guard (remomask option ``filter_direction_guard``): a sentence encoder scores "raises the left
+hand" and "raises the right hand" at cosine 0.99, so the threshold rule drops mirror-image actions from each
+other's denominators and the retriever is never asked to tell left from right. With the guard, a
+close-caption negative is dropped only when both captions name the same directions (:func:`direction_code`:
+left / right / both / forward / backward / sideways / clockwise / counterclockwise); identical captions
+and the same sample are always dropped.
+
 Deviations from the public code, on purpose: every vector is L2-normalised (spec 4.3 quirk); the momentum
 update runs once per training step, not in validation; queue entries not yet written are excluded rather
 than being random vectors; the momentum copies compute keys in eval mode (no dropout) (inferred choice).
@@ -19,6 +26,7 @@ than being random vectors; the momentum copies compute keys in eval mode (no dro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -28,7 +36,7 @@ from torch import nn
 
 from .model import RetrieverOutput
 
-__all__ = ["BatchMeta", "false_negative_mask", "info_nce", "momentum_update", "NegativeQueue", "HBMLoss"]
+__all__ = ["BatchMeta", "direction_code", "false_negative_mask", "info_nce", "momentum_update", "NegativeQueue", "HBMLoss"]
 
 
 @dataclass
@@ -39,11 +47,37 @@ class BatchMeta:
         caption_ids: (B,) int64 :func:`remomask.text.caption_key` of each caption.
         sample_ids: (B,) int64 id of each sample (same motion sample = same id).
         caption_emb: (B, Dc) L2-normalised frozen sentence embeddings of the captions.
+        directions: (B,) int64 :func:`direction_code` of each caption, or None (no direction guard).
     """
 
     caption_ids: torch.Tensor
     sample_ids: torch.Tensor
     caption_emb: torch.Tensor
+    directions: torch.Tensor | None = None
+
+
+_DIRECTION_WORDS = {
+    "left": 1, "leftward": 1, "leftwards": 1, "right": 2, "rightward": 2, "rightwards": 2, "both": 4,
+    "forward": 8, "forwards": 8, "backward": 16, "backwards": 16, "sideways": 32, "sideward": 32,
+    "sidewards": 32, "clockwise": 64, "counterclockwise": 128, "anticlockwise": 128,
+}
+
+
+def direction_code(caption: str) -> int:
+    """Bitmask of the direction words in a caption (the direction guard of the false-negative filter).
+
+    Bits: left 1, right 2, both 4, forward 8, backward 16, sideways 32, clockwise 64, counterclockwise 128
+    (with the plural / "-ward(s)" forms and "anticlockwise"; "counter-clockwise" counts as
+    counterclockwise). Case and punctuation are ignored.
+
+    Example: ``direction_code("A person raises the LEFT hand.") == 1``; ``direction_code("walks") == 0``.
+    """
+    text = caption.lower().replace("counter-clockwise", "counterclockwise").replace("anti-clockwise",
+                                                                                   "anticlockwise")
+    code = 0
+    for word in re.findall(r"[a-z]+", text):
+        code |= _DIRECTION_WORDS.get(word, 0)
+    return code
 
 
 def false_negative_mask(query: BatchMeta, keys: BatchMeta, threshold: float,
@@ -51,12 +85,15 @@ def false_negative_mask(query: BatchMeta, keys: BatchMeta, threshold: float,
     """(B, N) bool, True where key j is a false negative of query i and must leave i's denominator.
 
     A key is dropped when its caption id equals the query's, its sample id equals the query's, or the
-    cosine of the caption embeddings exceeds ``threshold``; with ``key_valid`` (N,) also when invalid.
-    The caller keeps the positive itself.
+    cosine of the caption embeddings exceeds ``threshold`` (with the direction guard, when both carry
+    ``directions``: only if the two captions also name the same directions); with ``key_valid`` (N,) also
+    when invalid. The caller keeps the positive itself.
     """
     same = (query.caption_ids[:, None] == keys.caption_ids[None, :]) | \
            (query.sample_ids[:, None] == keys.sample_ids[None, :])
     close = query.caption_emb @ keys.caption_emb.T > threshold  # (B, N)
+    if query.directions is not None and keys.directions is not None:
+        close &= query.directions[:, None] == keys.directions[None, :]
     drop = same | close
     if key_valid is not None:
         drop |= ~key_valid[None, :]
@@ -119,9 +156,14 @@ class NegativeQueue(nn.Module):
     need not divide K. Batches larger than K keep their last K rows.
     """
 
-    def __init__(self, size: int, embed_dim: int, num_parts: int, caption_dim: int) -> None:
+    def __init__(self, size: int, embed_dim: int, num_parts: int, caption_dim: int,
+                 directions: bool = False) -> None:
         super().__init__()
         self.size = size
+        if directions:  # only with the direction guard, so that older checkpoints keep their buffers
+            self.register_buffer("directions", torch.zeros(size, dtype=torch.long))
+        else:
+            self.directions = None
         self.register_buffer("text", torch.zeros(size, embed_dim))
         self.register_buffer("motion", torch.zeros(size, embed_dim))
         self.register_buffer("parts", torch.zeros(num_parts, size, embed_dim))
@@ -133,7 +175,7 @@ class NegativeQueue(nn.Module):
 
     def meta(self) -> BatchMeta:
         """The queue's metadata as a :class:`BatchMeta` of N = K entries."""
-        return BatchMeta(self.caption_ids, self.sample_ids, self.caption_emb)
+        return BatchMeta(self.caption_ids, self.sample_ids, self.caption_emb, self.directions)
 
     @torch.no_grad()
     def enqueue(self, keys: RetrieverOutput, meta: BatchMeta) -> None:
@@ -151,6 +193,10 @@ class NegativeQueue(nn.Module):
         self.caption_ids[idx] = cap
         self.sample_ids[idx] = smp
         self.caption_emb[idx] = emb.to(self.caption_emb.dtype)
+        if self.directions is not None:
+            if meta.directions is None:
+                raise ValueError("this queue keeps direction codes (direction guard on); the batch has none")
+            self.directions[idx] = _gather(meta.directions)[-n:]
         self.valid[idx] = True
         self.ptr.copy_((self.ptr + n) % self.size)
 
@@ -175,7 +221,8 @@ class HBMLoss(nn.Module):
     def __init__(self, config, caption_dim: int, num_parts: int = 6) -> None:
         super().__init__()
         self.config = config
-        self.queue = NegativeQueue(config.queue_size, config.embed_dim, num_parts, caption_dim) \
+        self.queue = NegativeQueue(config.queue_size, config.embed_dim, num_parts, caption_dim,
+                                   directions=getattr(config, "filter_direction_guard", False)) \
             if config.use_queue else None
 
     def forward(self, online: RetrieverOutput, keys: RetrieverOutput | None,

@@ -126,12 +126,15 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _meta(batch: dict, sentence: torch.Tensor, device) -> BatchMeta:
+def _meta(batch: dict, sentence: torch.Tensor, device, directions: bool = False) -> BatchMeta:
     from ..text import caption_key
+    from .hbm import direction_code
 
     return BatchMeta(torch.tensor([caption_key(c) for c in batch["caption"]], device=device),
                      torch.tensor([caption_key("sample:" + k) for k in batch["key"]], device=device),
-                     sentence)
+                     sentence,
+                     torch.tensor([direction_code(c) for c in batch["caption"]], device=device)
+                     if directions else None)
 
 
 def _validate(model: PartRetriever, val_records) -> dict:
@@ -158,7 +161,7 @@ def train_step(ddp, model: PartRetriever, momentum: PartRetriever | None, hbm: H
     lengths = batch["length"].to(device)
     motion = batch["motion"][:, : int(lengths.max())].to(device)  # trim padding beyond the longest
     tokens, tmask, sentence = text_encoder.encode(batch["caption"], device=device)
-    meta = _meta(batch, sentence, device)
+    meta = _meta(batch, sentence, device, directions=c.filter_direction_guard)
     online = ddp(motion, lengths, tokens, tmask)
     keys = None
     if momentum is not None:
