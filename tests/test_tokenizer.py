@@ -23,7 +23,7 @@ from remomask.tokenizer import (CheckpointError, MotionTokenizer, QuantizeEMARes
 
 FIX = Path(os.environ.get("REMOMASK_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "fixtures" / "humanml3d"
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(width=8, code_dim=8, num_codes=16, num_quantizers=3, depth=2, resblock_dropout=0.0)
+TINY = dict(width=8, code_dim=8, num_codes=16, num_quantizers=3, depth=2, resblock_dropout=0.0, branches=["2d"])
 
 
 def _dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -135,7 +135,7 @@ def test_encode_decode_shapes_padding_and_depth(clips, stats):
 
 def test_dual_branch_adds_a_1d_column(clips, stats):
     torch.manual_seed(0)
-    model = MotionTokenizer(TokenizerConfig(branches=["1d", "2d"], code_dim_1d=8, num_codes_1d=12, **TINY))
+    model = MotionTokenizer(TokenizerConfig(**{**TINY, "branches": ["1d", "2d"]}, code_dim_1d=8, num_codes_1d=12))
     out = model(_windows(clips, stats, n=4))
     assert set(out.branch_motion) == {"1d", "2d"} and out.ids.shape == (4, 16, 7, 3)
     model.eval()
@@ -212,7 +212,7 @@ def test_optimisation_reduces_the_loss_on_real_windows(clips, stats):
 
     torch.manual_seed(0)
     model = MotionTokenizer(TokenizerConfig(width=16, code_dim=16, num_codes=32, num_quantizers=2, depth=2,
-                                            resblock_dropout=0.0, quantizer_dropout=0.0))
+                                            resblock_dropout=0.0, quantizer_dropout=0.0, branches=["2d"]))
     x = _windows(clips, stats, n=8)
     model(x)                                                         # initialise the codebooks
 
@@ -295,7 +295,8 @@ def _train_cfg(root: Path, out: Path, iterations: int):
 
     return TrainConfig(dataset=str(root), out=str(out), iterations=iterations, batch_size=4, warmup=2,
                        milestones=(100,), eval_every=3, checkpoint_every=2, log_every=1, progress=False,
-                       model_overrides=dict(TINY), lr=1e-3)
+                       model_overrides={**{k: v for k, v in TINY.items() if k != "branches"}, "code_dim_1d": 8,
+                                        "num_codes_1d": 16}, lr=1e-3)  # the default branches: 1D + 2D
 
 
 def test_resume_continues_the_step_counter(tmp_path, tiny_dataset):
@@ -316,7 +317,7 @@ def test_resume_continues_the_step_counter(tmp_path, tiny_dataset):
     assert set(metrics["mpjpe_mm"]) == {"1", "2", "3"} and metrics["clips"] == 2 and metrics["frames"] == 85
     assert all(np.isfinite(v) and v > 0 for v in metrics["mpjpe_mm"].values())
     assert 0 <= metrics["foot_contact_accuracy"] <= 1
-    assert len(metrics["codebooks"]["2d"]) == 3
+    assert len(metrics["codebooks"]["2d"]) == 3 and len(metrics["codebooks"]["1d"]) == 3  # dual by default
     # The click command writes the same metrics as JSON, and a bad folder is one clear error line.
     from click.testing import CliRunner
 

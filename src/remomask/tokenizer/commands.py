@@ -37,8 +37,8 @@ def _user_errors():
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/tokenizer_cpu"), show_default=True,
               help="Run folder: checkpoint.pt, tb/ (TensorBoard), model/ (selected on val).")
 @click.option("--preset", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True)
-@click.option("--branches", type=click.Choice(["2d", "1d,2d"]), default="2d", show_default=True,
-              help="Single 2D branch (remomask default) or the reference dual 1D + 2D branch.")
+@click.option("--branches", type=click.Choice(["1d,2d", "2d"]), default="1d,2d", show_default=True,
+              help="Dual 1D + 2D branch (default; measured better) or a single 2D branch.")
 @click.option("--iterations", type=int, default=None, help="Total iterations [preset].")
 @click.option("--batch-size", type=int, default=None, help="Windows per process per step [preset].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate [preset].")

@@ -1,13 +1,13 @@
 """The 2D residual VQ-VAE motion tokenizer (spec 3.1-3.3).
 
-Data flow of the default single 2D branch (shapes for T frames, J' = 24 padded joints, C = code_dim)::
+Data flow of the 2D branch (shapes for T frames, J' = 24 padded joints, C = code_dim)::
 
     motion (B, T, D) --to_grid--> (B, T, J', 12) --> (B, 12, T, J') --Encoder--> (B, C, T/4, J'/4)
     --> vectors (B, T/4, J'/4, C) --ResidualVQ (one codebook set shared by all columns)--> ids (B, T/4, J'/4, Q)
     --> sum of layer codes (B, T/4, J'/4 * C) --merge Linear--> (B, C, T/4, J'/4) --Decoder--> (B, 12, T, J')
     --from_grid--> (B, T, D)
 
-The optional 1D branch (``branches=("1d", "2d")``) encodes (B, D, T) to (B, C1, T/4) with its own residual
+The 1D branch (on by default, ``branches=("1d", "2d")``; off with ``("2d",)``) encodes (B, D, T) to (B, C1, T/4) with its own residual
 quantiser and decoder; the two reconstructions are fused by Linear(2D -> D). Its ids travel as one extra
 column: ``ids[:, :, J'/4, :]`` indexes the 1D codebooks.
 
@@ -60,7 +60,7 @@ class TokenizerOutput:
 
 
 class MotionTokenizer(nn.Module):
-    """2D residual VQ-VAE (spec 3.2, 3.3), remomask's single-branch default or the dual 1D + 2D one.
+    """2D residual VQ-VAE (spec 3.2, 3.3), the dual 1D + 2D branch (default) or a single 2D one.
 
     Args:
         config: :class:`TokenizerConfig`.

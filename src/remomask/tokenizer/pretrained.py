@@ -46,6 +46,18 @@ def _save_npy(path: str, array: np.ndarray) -> None:
         np.save(fh, array)
 
 
+def _card_value(value) -> str:
+    """A metric for the card: floats to 4 significant digits, {depth: mm} dicts as ``depth 6: 37.0``."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"depth {k}: {_card_value(v)}" if str(k).isdigit() else f"{k}: {_card_value(v)}"
+                         for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_card_value(v) for v in value)
+    return str(value)
+
+
 def model_card(config: TokenizerConfig, card: dict | None = None) -> str:
     """Markdown model card for a tokenizer with ``config``; ``card`` adds free fields:
     ``dataset``, ``command``, ``iterations``, ``metrics`` (dict: split -> {name: value}), ``notes``."""
@@ -53,7 +65,9 @@ def model_card(config: TokenizerConfig, card: dict | None = None) -> str:
     lines = ["# remomask motion tokenizer (2D residual VQ-VAE)", "",
              "A ReMoMask-style 2D residual VQ-VAE (spec 3.1-3.4) trained by `remomask train tokenizer`.", "",
              "## Architecture", "",
-             f"- branches: {', '.join(config.branches)}; the 2D grid root row carries the root data and foot contacts",
+             f"- branches: {', '.join(config.branches)}; the 2D grid root row carries the root data and foot contacts"
+             + ("; the 1D branch encodes the whole feature vector and the two reconstructions are fused"
+                if "1d" in config.branches else ""),
              f"- width {config.width}, depth {config.depth}, dilation growth {config.dilation_growth}",
              f"- residual VQ: {config.num_quantizers} layers x {config.num_codes} codes of {config.code_dim}-d "
              f"(EMA mu {config.mu}, dead-code reset, quantiser dropout {config.quantizer_dropout})",
@@ -78,7 +92,7 @@ def model_card(config: TokenizerConfig, card: dict | None = None) -> str:
             lines.append(f"**{split}**")
             lines.append("")
             for name, value in vals.items():
-                lines.append(f"- {name}: {value}")
+                lines.append(f"- {name}: {_card_value(value)}")
             lines.append("")
     if card.get("notes"):
         lines += ["## Notes", "", str(card["notes"]), ""]

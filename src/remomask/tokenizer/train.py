@@ -45,7 +45,7 @@ class TrainConfig:
     Attributes:
         dataset: ``"embedded"`` or a HumanML3D-layout folder. out: run folder (checkpoint, tb, model).
         preset: model preset (``cpu`` / ``paper``); model_overrides: TokenizerConfig fields to change.
-        branches: ``["2d"]`` or ``["1d", "2d"]``.
+        branches: ``["1d", "2d"]`` (default) or ``["2d"]``.
         iterations, batch_size (per process), lr, warmup (iterations), milestones (iterations), gamma,
         weight_decay: optimisation (spec 3.4).
         pos_weight (0.5), commit_weight (0.02): loss weights.
@@ -60,7 +60,7 @@ class TrainConfig:
     dataset: str = "embedded"
     out: str = "runs/tokenizer_cpu"
     preset: str = "cpu"
-    branches: tuple[str, ...] = ("2d",)
+    branches: tuple[str, ...] = ("1d", "2d")
     model_overrides: dict = field(default_factory=dict)
     iterations: int = 5000
     batch_size: int = 64
