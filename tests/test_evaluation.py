@@ -377,6 +377,12 @@ def test_cli_resumes_from_its_progress_folder(tmp_path, monkeypatch):
     assert stopped.exit_code != 0 and not out.exists() and len(saves) == 1
     assert (tmp_path / "res.json.progress" / "row0.json").is_file()
     monkeypatch.setattr(protocol, "_save_state", real_save)
+    stopped = CliRunner().invoke(evaluate_cmd, [*args[:2], "--repeats", "1", *args[4:], "--restart"])
+    assert stopped.exit_code == 0 and "resumed" not in stopped.output  # --restart discarded the progress
+    out.unlink()
+    monkeypatch.setattr(protocol, "_save_state", save_then_stop)
+    assert CliRunner().invoke(evaluate_cmd, args).exit_code != 0 and len(saves) == 2  # stopped again
+    monkeypatch.setattr(protocol, "_save_state", real_save)
     res = CliRunner().invoke(evaluate_cmd, args)
     assert res.exit_code == 0, res.output
     assert "resumed 1 finished repeat" in res.output
