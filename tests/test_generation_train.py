@@ -75,8 +75,8 @@ def build_components(base: Path) -> dict:
 
     mean, std = tokenizer_stats(np.load(root / "Mean.npy"), np.load(root / "Std.npy"))
     torch.manual_seed(0)
-    tok = MotionTokenizer(TokenizerConfig.preset("cpu", width=8, code_dim=16, num_codes=32, num_quantizers=3,
-                                                 quantizer_dropout=0.0), mean, std)
+    tok = MotionTokenizer(TokenizerConfig.preset("cpu", branches=["2d"], width=8, code_dim=16, num_codes=32,
+                                                 num_quantizers=3, quantizer_dropout=0.0), mean, std)
     windows = [normalize(np.load(root / "new_joint_vecs" / f"{i}.npy")[:40], mean, std) for i in ids["train"]]
     tok.train()
     with torch.no_grad():
