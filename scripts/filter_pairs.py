@@ -5,12 +5,14 @@ Usage: ``python scripts/filter_pairs.py [--split train] [--threshold 0.95]``
 Encodes every distinct caption of the split with the frozen sentence encoder the filter uses (MiniLM, spec
 4.4 / TMR) and, over all pairs of captions belonging to *different* samples, counts how many have cosine
 above the threshold (and are therefore dropped from the InfoNCE denominators), split by whether the two
-samples share the action and the style label.
+samples share the action and the style label. Then it lists the ``--top`` most frequent pairs of different
+actions among the dropped distinct-caption pairs, each with one example caption pair and its cosine.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 
 import numpy as np
 import torch
@@ -24,6 +26,7 @@ def main() -> None:
     ap.add_argument("--split", default="train")
     ap.add_argument("--threshold", type=float, default=0.95)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--top", type=int, default=6, help="Cross-action pairs to list.")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     records, _ = load_records("embedded", args.split)
@@ -56,6 +59,20 @@ def main() -> None:
           f"({100 * dropped / total:.2f}%)")
     for name, n in counts.items():
         print(f"  {name}: {n:,} ({100 * n / max(dropped, 1):.1f}% of the dropped pairs)")
+    actions_of: dict[int, set] = {}
+    for (i, _), c in zip(rows, cap):
+        actions_of.setdefault(int(c), set()).add(records[i].labels.get("action", ""))
+    sim = (sent @ sent.T).numpy()
+    pairs, example = Counter(), {}
+    for a, b in np.argwhere(np.triu(sim > args.threshold, 1)):
+        if not actions_of[a] & actions_of[b]:
+            names = tuple(sorted((min(actions_of[a]), min(actions_of[b]))))
+            pairs[names] += 1
+            example.setdefault(names, (texts[a], texts[b], float(sim[a, b])))
+    print("most frequent different-action pairs among the dropped distinct captions:")
+    for names, n in pairs.most_common(args.top):
+        first, second, cos = example[names]
+        print(f"  {names[0]} / {names[1]}: {n:,} caption pairs, e.g. {first!r} vs {second!r} (cosine {cos:.3f})")
 
 
 if __name__ == "__main__":

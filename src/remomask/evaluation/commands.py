@@ -165,8 +165,10 @@ def _model_source(model_dir: str, **sampling):
 @click.option("--mm-batches", type=int, default=3, show_default=True,
               help="MModality: batches of prompts generated --mm-repeats times (generators only).")
 @click.option("--mm-repeats", type=int, default=30, show_default=True, help="MModality: generations per prompt.")
-@click.option("--steps", type=int, default=None, help="--model: masked-decoding steps [the model's pipeline.json, else 10].")
-@click.option("--cond-scale", type=float, default=None, help="--model: RAG-CFG scale [the model's pipeline.json, else 4].")
+@click.option("--steps", type=int, default=None,
+              help="--model: masked-decoding steps [the model's pipeline.json, else 10].")
+@click.option("--cond-scale", type=float, default=None,
+              help="--model: RAG-CFG scale [the model's pipeline.json, else 4].")
 @click.option("--json", "json_out", type=click.Path(), default=None,
               help="Write every metric as {mean, ci95}. Finished repeats are kept in <json>.progress/ meanwhile, "
                    "so the same command resumes an interrupted run.")
@@ -224,10 +226,8 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
             identities.append({"model": str(Path(model_dir).resolve()), "weights": folder_fingerprint(model_dir),
                                "sampling": sampling})
         progress_dir = Path(f"{json_out}.progress") if json_out else None
-        if progress_dir is not None:
-            if restart and progress_dir.is_dir():
-                shutil.rmtree(progress_dir)
-            progress_dir.mkdir(parents=True, exist_ok=True)
+        if restart and progress_dir is not None:
+            shutil.rmtree(progress_dir, ignore_errors=True)
         results = []
         for i, (src, identity) in enumerate(zip(sources, identities)):
             state = progress_dir / f"row{i}.json" if progress_dir is not None else None

@@ -221,6 +221,7 @@ def _save_state(path: Path, key: dict, per: dict) -> None:
     from .._pretrained import atomic_write
 
     text = json.dumps({"format": _STATE_FORMAT, "key": _clean(key), "per": per})
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
@@ -447,8 +448,8 @@ def evaluate_reconstruction(reconstruct: Callable, split: str = "test", repeats:
     def extra(batch, gen, gen_len):
         return {"mpjpe_mm": _mpjpe_mm(batch["motion"], gen, gen_len)}
 
-    per, samples, _ = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed, batch_size=batch_size,
-                        progress=progress, desc=f"reconstruct {split}", extra=extra)
+    per, samples, _ = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed,
+                           batch_size=batch_size, progress=progress, desc=f"reconstruct {split}", extra=extra)
     per.pop("multimodality", None)
     metrics, reference = _split_results(per)
     info = {"evaluator": getattr(evaluator, "name", type(evaluator).__name__), "dataset": str(layout.root),

@@ -109,7 +109,8 @@ def _load_db(model, database: Path | None, model_dir: Path):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--threads", type=int, default=None, help=_THREADS_HELP)
 def train_retriever(config_path, preset, out, dataset, epochs, batch_size, seed, no_part_loss, no_queue, no_filter,
-                    direction_guard, sets, no_resume, max_steps, max_train_samples, max_val_samples, quiet, threads) -> None:
+                    direction_guard, sets, no_resume, max_steps, max_train_samples, max_val_samples, quiet,
+                    threads) -> None:
     """Train the part-level text-motion retriever with HBM learning (spec 4.4, 4.5).
 
     Selects the best epoch on the validation split and writes OUT/model (config.json,

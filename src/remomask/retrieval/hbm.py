@@ -36,7 +36,8 @@ from torch import nn
 
 from .model import RetrieverOutput
 
-__all__ = ["BatchMeta", "direction_code", "false_negative_mask", "info_nce", "momentum_update", "NegativeQueue", "HBMLoss"]
+__all__ = ["BatchMeta", "direction_code", "false_negative_mask", "info_nce", "momentum_update", "NegativeQueue",
+           "HBMLoss"]
 
 
 @dataclass
@@ -70,10 +71,16 @@ def direction_code(caption: str) -> int:
     (with the plural / "-ward(s)" forms and "anticlockwise"; "counter-clockwise" counts as
     counterclockwise). Case and punctuation are ignored.
 
-    Example: ``direction_code("A person raises the LEFT hand.") == 1``; ``direction_code("walks") == 0``.
+    Args:
+        caption: one caption (any case).
+
+    Returns:
+        The bitmask, 0 when the caption names no direction. Example: ``direction_code("A person raises the
+        LEFT hand.") == 1``; ``direction_code("walks") == 0``.
+
+    Source: remomask's direction guard (module docstring; measured in ``docs/results.md``, retriever).
     """
-    text = caption.lower().replace("counter-clockwise", "counterclockwise").replace("anti-clockwise",
-                                                                                   "anticlockwise")
+    text = re.sub(r"\b(counter|anti)-clockwise", r"\1clockwise", caption.lower())
     code = 0
     for word in re.findall(r"[a-z]+", text):
         code |= _DIRECTION_WORDS.get(word, 0)
@@ -180,12 +187,14 @@ class NegativeQueue(nn.Module):
     @torch.no_grad()
     def enqueue(self, keys: RetrieverOutput, meta: BatchMeta) -> None:
         """Write keys (B, E) / parts (B, P, E) and their metadata (all ranks' batches under DDP)."""
-        text, motion, parts = _gather(keys.text), _gather(keys.motion), _gather(keys.parts)
-        cap, smp, emb = _gather(meta.caption_ids), _gather(meta.sample_ids), _gather(meta.caption_emb)
+        if self.directions is not None and meta.directions is None:
+            raise ValueError("this queue keeps direction codes (direction guard on); the batch has none")
+        rows = [keys.text, keys.motion, keys.parts, meta.caption_ids, meta.sample_ids, meta.caption_emb]
+        if self.directions is not None:
+            rows.append(meta.directions)
+        rows = [_gather(t)[-self.size:] for t in rows]  # batches larger than K keep their last K rows
+        text, motion, parts, cap, smp, emb = rows[:6]
         n = text.shape[0]
-        if n > self.size:
-            text, motion, parts, cap, smp, emb = (t[-self.size:] for t in (text, motion, parts, cap, smp, emb))
-            n = self.size
         idx = (self.ptr + torch.arange(n, device=self.ptr.device)) % self.size
         self.text[idx] = text
         self.motion[idx] = motion
@@ -194,9 +203,7 @@ class NegativeQueue(nn.Module):
         self.sample_ids[idx] = smp
         self.caption_emb[idx] = emb.to(self.caption_emb.dtype)
         if self.directions is not None:
-            if meta.directions is None:
-                raise ValueError("this queue keeps direction codes (direction guard on); the batch has none")
-            self.directions[idx] = _gather(meta.directions)[-n:]
+            self.directions[idx] = rows[6]
         self.valid[idx] = True
         self.ptr.copy_((self.ptr + n) % self.size)
 
@@ -222,7 +229,7 @@ class HBMLoss(nn.Module):
         super().__init__()
         self.config = config
         self.queue = NegativeQueue(config.queue_size, config.embed_dim, num_parts, caption_dim,
-                                   directions=getattr(config, "filter_direction_guard", False)) \
+                                   directions=config.filter_direction_guard) \
             if config.use_queue else None
 
     def forward(self, online: RetrieverOutput, keys: RetrieverOutput | None,

@@ -31,7 +31,7 @@ from .._training import atomic_torch_save
 from .config import RetrieverConfig, _atomic_text
 from .encode import encode_split, load_records
 from .evaluate import rsum
-from .hbm import BatchMeta, HBMLoss, momentum_update
+from .hbm import BatchMeta, HBMLoss, direction_code, momentum_update
 from .metrics import retrieval_metrics
 from .model import PartRetriever, model_card
 
@@ -128,7 +128,6 @@ def _seed_all(seed: int) -> None:
 
 def _meta(batch: dict, sentence: torch.Tensor, device, directions: bool = False) -> BatchMeta:
     from ..text import caption_key
-    from .hbm import direction_code
 
     return BatchMeta(torch.tensor([caption_key(c) for c in batch["caption"]], device=device),
                      torch.tensor([caption_key("sample:" + k) for k in batch["key"]], device=device),
