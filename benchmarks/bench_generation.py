@@ -17,6 +17,9 @@ depend on the weights): the ``cpu`` / ``paper`` tokenizer, retriever, both trans
 estimator, and a database of 10,806 random entries (the size of the embedded train split's). Peak memory
 is the process's maximum resident set (CPU) or ``torch.cuda.max_memory_allocated`` (CUDA).
 
+``--protocol SPLIT`` also times batches of 32 prompts at the ground-truth lengths of an embedded split, as
+the evaluation protocol generates them, with the length-aware batching of the pipeline on and off.
+
 ``--train-steps`` also times training steps of both transformers (batch 32 crops of up to 196 frames,
 forward + backward + AdamW), which is what the ``cpu`` training presets are sized from.
 """
@@ -94,6 +97,27 @@ def time_call(pipe, batch: int, repeats: int, device: str) -> list[float]:
     return times
 
 
+def time_protocol(pipe, split: str, batches: int, length_batching: bool) -> tuple[float, int]:
+    """Seconds for ``batches`` batches of 32 prompts at the ground-truth lengths of ``split`` of the embedded
+    dataset, drawn as the evaluation protocol draws them (shuffled, seed 0), and the frames generated."""
+    import numpy as np
+
+    from remomask.evaluation.protocol import _layout
+
+    records = _layout(None, split, None).records
+    order = np.random.default_rng(0).permutation(len(records))
+    total, frames = 0.0, 0
+    for b in range(batches):
+        recs = [records[i] for i in order[32 * b: 32 * (b + 1)]]
+        lengths = [min(r.length, 196) // 4 * 4 for r in recs]
+        start = time.perf_counter()
+        pipe([r.captions[0].text for r in recs], frames=lengths, seed=b, min_frames=4,
+             length_batching=length_batching)
+        total += time.perf_counter() - start
+        frames += sum(lengths)
+    return total, frames
+
+
 def peak_memory_mb(device: str) -> float:
     import torch
 
@@ -153,6 +177,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, action="append", default=None, help="Batch sizes (repeat) [1, 32].")
     parser.add_argument("--repeats", type=int, default=5, help="Timed calls per batch size.")
     parser.add_argument("--train-steps", action="store_true", help="Also time training steps of the transformers.")
+    parser.add_argument("--protocol", default=None, metavar="SPLIT",
+                        help="Also time --protocol-batches evaluation batches (32 prompts at the ground-truth "
+                             "lengths of SPLIT of the embedded dataset), with and without length batching.")
+    parser.add_argument("--protocol-batches", type=int, default=6)
     args = parser.parse_args()
 
     import torch
@@ -183,6 +211,13 @@ def main() -> None:
         times = time_call(pipe, batch, args.repeats if batch == 1 else max(1, args.repeats // 2), args.device)
         med = statistics.median(times)
         print(f"{batch:>5} {med:>9.3f} {min(times):>7.3f} {batch / med:>10.1f} {peak_memory_mb(args.device):>8.0f}")
+    if args.protocol:
+        print(f"evaluation batches of 32 at the ground-truth lengths of `{args.protocol}` "
+              f"({args.protocol_batches} batches, model's sampling defaults)")
+        for flag in (False, True):
+            sec, frames = time_protocol(pipe, args.protocol, args.protocol_batches, flag)
+            print(f"length batching {'on ' if flag else 'off'}: {sec / args.protocol_batches:.2f} s per batch, "
+                  f"{32 * args.protocol_batches / sec:.2f} motions/s, {frames / sec:.0f} frames/s")
     if args.train_steps:
         for name, sec in time_train_steps(pipe).items():
             print(f"training step, {name}, batch 32 x 196 frames: {sec:.2f} s")

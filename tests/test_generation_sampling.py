@@ -217,3 +217,45 @@ def test_residual_generation_and_cascade():
     assert torch.equal(full, generate_tokens(mask, res, text, [4, 2], retr, config=SamplingConfig(steps=3), generator=11))
     assert full.shape == (2, 4, J, 4) and (full[1, 2:] == -1).all()
     assert generate_tokens(mask, None, text, [3, 3], retr, generator=0).shape == (2, 3, J, 1)
+
+
+# ---- length-aware batching (generation/batching.py) --------------------------------------------------------------
+def _padded_rows(groups, lengths):
+    return sum(len(g) * max(lengths[i] for i in g) for g in groups)
+
+
+def test_length_batches_partition_the_requests_and_cut_padding_on_real_lengths():
+    from remomask.evaluation.protocol import _layout
+    from remomask.generation.batching import plan_length_batches
+
+    # token lengths of the embedded test split as the protocol generates them (GT frames / 4, at most 49)
+    lengths = np.array([min(r.length, 196) // 4 for r in _layout(None, "test", None).records])
+    rng = np.random.default_rng(0)
+    random_rows = planned_rows = real_rows = 0
+    for _ in range(10):
+        batch = rng.choice(lengths, 32, replace=False).tolist()
+        groups = plan_length_batches(batch, 32)
+        flat = sorted(i for g in groups for i in g)
+        assert flat == list(range(32)) and all(1 <= len(g) <= 32 for g in groups)
+        for g in groups:                                   # consecutive in length: no group straddles another
+            assert max(batch[i] for i in g) - min(batch[i] for i in g) <= max(batch) - min(batch)
+        random_rows += 32 * max(batch)
+        planned_rows += _padded_rows(groups, batch)
+        real_rows += sum(batch)
+    assert random_rows / real_rows > 1.5                   # one padded batch wastes a third or more
+    assert planned_rows / real_rows < 1.25                 # the plan keeps the waste small
+
+
+def test_length_batches_limits_and_extremes():
+    from remomask.generation.batching import plan_length_batches
+
+    lengths = [49] * 5 + [10] * 5
+    # free forward passes: one batch per distinct length; costly ones: as few batches as max_batch allows
+    assert sorted(map(sorted, plan_length_batches(lengths, 32, overhead=0))) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert len(plan_length_batches(lengths, 4, overhead=1e9)) == 3
+    assert all(len(g) <= 4 for g in plan_length_batches(lengths, 4))
+    assert plan_length_batches([], 8) == []
+    with pytest.raises(ValueError, match="max_batch"):
+        plan_length_batches([3], 0)
+    with pytest.raises(ValueError, match="lengths must be >= 1"):
+        plan_length_batches([3, 0], 8)
