@@ -181,8 +181,15 @@ def test_length_estimator_retrieval_and_settings(pipe, parts):
     s = out.settings
     assert (s["steps"], s["cond_scale"], s["residual_cond_scale"], s["seed"]) == (4, 2.5, 5.0, 3)
     assert s["use_retrieval"] is True
-    plain = pipe(["a person bows politely"], seconds=2.0, seed=3, use_retrieval=False)
+    searches = []
+    real_search = pipe.database.search
+    pipe.database.search = lambda *a, **k: searches.append(a) or real_search(*a, **k)
+    try:                                     # a fresh caption, so that no cached retrieval could answer
+        plain = pipe(["a person bows politely, then sits"], seconds=2.0, seed=3, use_retrieval=False)
+    finally:
+        pipe.database.search = real_search
     assert plain.retrieved == [[]] and plain.settings["use_retrieval"] is False
+    assert searches == []                    # text-only generation does not search the database
 
 
 def test_bad_input_raises_clear_errors(pipe, tmp_path, monkeypatch):

@@ -611,7 +611,7 @@ class ReMoMaskPipeline:
         sentences, motions, texts_emb, valids, tokens, hits = [], [], [], [], [], []
         with torch.no_grad():
             for s in range(0, len(texts), batch_size):
-                cond = self.conditions(texts[s: s + batch_size], keep_hits=use_r)
+                cond = self.conditions(texts[s: s + batch_size], keep_hits=use_r, retrieve=use_r)
                 sentence = cond.sentence.to(self.device)
                 req = requested[s: s + batch_size]
                 tok = torch.tensor([0 if r is None else r // UNIT for r in req], device=self.device)

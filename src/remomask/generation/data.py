@@ -319,13 +319,15 @@ class ConditionEncoder:
         return {t: self._text[t] if t in self._text else fresh[t] for t in texts}
 
     def __call__(self, texts: Sequence[str], exclude: Sequence[str | None] | None = None, *,
-                 keep_hits: bool = False) -> Conditions:
+                 keep_hits: bool = False, retrieve: bool = True) -> Conditions:
         """Conditions of B captions.
 
         Args:
             texts: B non-empty captions.
             exclude: None, or B motion ids (or None) that caption b must not retrieve (training: its own).
             keep_hits: also return the retrieved entries as dicts.
+            retrieve: False skips the database search (``retrieval`` None, empty hits), e.g. for text-only
+                generation with a retrieval model.
 
         Returns:
             :class:`Conditions` on the CPU.
@@ -339,7 +341,7 @@ class ConditionEncoder:
                              f"got {len(exclude)}")
         enc = self._encode_texts(texts)
         sentence = torch.stack([enc[t][0] for t in texts])
-        if self.retriever is None:
+        if self.retriever is None or not retrieve:
             return Conditions(sentence, None, [[] for _ in texts])
         excl = list(exclude) if exclude is not None else [None] * len(texts)
         keys = [(t, e) for t, e in zip(texts, excl)]
