@@ -99,7 +99,8 @@ def time_call(pipe, batch: int, repeats: int, device: str) -> list[float]:
 
 def time_protocol(pipe, split: str, batches: int, length_batching: bool) -> tuple[float, int]:
     """Seconds for ``batches`` batches of 32 prompts at the ground-truth lengths of ``split`` of the embedded
-    dataset, drawn as the evaluation protocol draws them (shuffled, seed 0), and the frames generated."""
+    dataset (consecutive slices of one seeded shuffle, like the protocol's random batches; whole tokens, at
+    most 196 frames), and the frames generated."""
     import numpy as np
 
     from remomask.evaluation.protocol import _layout

@@ -237,8 +237,9 @@ def test_length_batches_partition_the_requests_and_cut_padding_on_real_lengths()
         groups = plan_length_batches(batch, 32)
         flat = sorted(i for g in groups for i in g)
         assert flat == list(range(32)) and all(1 <= len(g) <= 32 for g in groups)
-        for g in groups:                                   # consecutive in length: no group straddles another
-            assert max(batch[i] for i in g) - min(batch[i] for i in g) <= max(batch) - min(batch)
+        spans = sorted(((min(batch[i] for i in g), max(batch[i] for i in g)) for g in groups), reverse=True)
+        for (low, _), (_, next_high) in zip(spans, spans[1:]):  # consecutive in length: no interleaving
+            assert next_high <= low
         random_rows += 32 * max(batch)
         planned_rows += _padded_rows(groups, batch)
         real_rows += sum(batch)
@@ -259,3 +260,16 @@ def test_length_batches_limits_and_extremes():
         plan_length_batches([3], 0)
     with pytest.raises(ValueError, match="lengths must be >= 1"):
         plan_length_batches([3, 0], 8)
+
+
+def test_retrieved_take_and_cat_keep_rows_together():
+    gen = torch.Generator().manual_seed(0)
+    parts = [Retrieved(torch.randn(n, 2, RETR, generator=gen), torch.randn(n, 2, RETR, generator=gen),
+                       torch.rand(n, 2, generator=gen) > 0.5) for n in (3, 2)]
+    joined = Retrieved.cat(parts)
+    assert joined.motion.shape == (5, 2, RETR) and joined.valid.shape == (5, 2)
+    picked = joined.take(torch.tensor([4, 0]))             # row 4 = the second part's last row
+    for got, first, second in ((picked.motion, parts[0].motion, parts[1].motion),
+                               (picked.text, parts[0].text, parts[1].text),
+                               (picked.valid, parts[0].valid, parts[1].valid)):
+        assert torch.equal(got[0], second[1]) and torch.equal(got[1], first[0])

@@ -513,7 +513,7 @@ class ReMoMaskPipeline:
         import torch
 
         from .data.features import joints_from_features
-        from .generation import Retrieved, SamplingConfig, generate_tokens
+        from .generation import SamplingConfig, generate_tokens
         from .generation.batching import plan_length_batches
 
         texts = _check_texts(texts)
@@ -562,8 +562,7 @@ class ReMoMaskPipeline:
         for group in groups:
             idx = torch.tensor(group, dtype=torch.long)
             with torch.no_grad():
-                retr = None if retrieval is None else Retrieved(
-                    retrieval.motion[idx], retrieval.text[idx], retrieval.valid[idx])
+                retr = None if retrieval is None else retrieval.take(idx)
                 with self._autocast(precision):
                     gids = generate_tokens(self.mask_transformer, self.residual_transformer,
                                            sentence[idx.to(self.device)], tokens[idx].to(self.device), retr,
@@ -608,7 +607,7 @@ class ReMoMaskPipeline:
 
         from .generation import Retrieved
 
-        sentences, motions, texts_emb, valids, tokens, hits = [], [], [], [], [], []
+        sentences, parts, tokens, hits = [], [], [], []
         with torch.no_grad():
             for s in range(0, len(texts), batch_size):
                 cond = self.conditions(texts[s: s + batch_size], keep_hits=use_r, retrieve=use_r)
@@ -624,10 +623,8 @@ class ReMoMaskPipeline:
                 tokens.append(tok.cpu())
                 hits.extend(cond.hits)
                 if use_r:
-                    motions.append(cond.retrieval.motion)
-                    texts_emb.append(cond.retrieval.text)
-                    valids.append(cond.retrieval.valid)
-        retrieval = Retrieved(torch.cat(motions), torch.cat(texts_emb), torch.cat(valids)) if use_r else None
+                    parts.append(cond.retrieval)
+        retrieval = Retrieved.cat(parts) if use_r else None
         return torch.cat(sentences), retrieval, torch.cat(tokens).long(), hits
 
 

@@ -16,7 +16,7 @@ It also holds the RAG-CFG gate helpers (:func:`draw_gates`, :func:`resolve_gate`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import torch
 
@@ -74,6 +74,16 @@ class Retrieved:
     def repeat(self, times: int) -> "Retrieved":
         """The batch repeated ``times`` times along B (for batched guidance passes)."""
         return Retrieved(self.motion.repeat(times, 1, 1), self.text.repeat(times, 1, 1), self.valid.repeat(times, 1))
+
+    def take(self, index: torch.Tensor) -> "Retrieved":
+        """The rows ``index`` ((m,) long, on this object's device) of the batch: (m, k, E) / (m, k)."""
+        return Retrieved(self.motion[index], self.text[index], self.valid[index])
+
+    @staticmethod
+    def cat(parts: Sequence["Retrieved"]) -> "Retrieved":
+        """The batches of ``parts`` (same k and E) joined along B."""
+        return Retrieved(torch.cat([r.motion for r in parts]), torch.cat([r.text for r in parts]),
+                         torch.cat([r.valid for r in parts]))
 
 
 def as_retrieved(obj, batch_size: int, k: int, dim: int, device, dtype=torch.float32) -> Retrieved:

@@ -8,8 +8,8 @@ Data flow of the 2D branch (shapes for T frames, J' = 24 padded joints, C = code
     --from_grid--> (B, T, D)
 
 The 1D branch (on by default, ``branches=("1d", "2d")``; off with ``("2d",)``) encodes (B, D, T) to
-(B, C1, T/4) with its own residual quantiser and decoder; the two reconstructions are fused by Linear(2D -> D). Its ids travel as one extra
-column: ``ids[:, :, J'/4, :]`` indexes the 1D codebooks.
+(B, C1, T/4) with its own residual quantiser and decoder; the two reconstructions are fused by
+Linear(2D -> D). Its ids travel as one extra column: ``ids[:, :, J'/4, :]`` indexes the 1D codebooks.
 
 All motion tensors here are normalised with the tokenizer's own statistics (``model.mean`` / ``model.std``,
 see :meth:`MotionTokenizer.normalize`).
