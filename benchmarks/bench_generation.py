@@ -7,8 +7,9 @@ Usage::
     python benchmarks/bench_generation.py --preset paper --device cuda --batch 32 --batch 256
 
 What is timed (whole pipeline, ``ReMoMaskPipeline.__call__``): text encoding (the caches are emptied before
-every call), retrieval from the database, 10 masked-decoding steps with guidance on (two passes each:
-conditional and unconditional), the residual layers with guidance, decoding by the tokenizer and the
+every call), retrieval from the database, 10 masked-decoding steps with guidance on (``--cond-scale 4``:
+two passes each, conditional and unconditional; ``--cond-scale model`` uses the folder's default, one
+pass a step when it is 1), the residual layers with guidance, decoding by the tokenizer and the
 recovery of joints. Every motion is 196 frames (9.8 s). Latency target (issue): one prompt <= 1.0 s on the
 2-core CPU with the ``cpu`` preset.
 
@@ -18,7 +19,8 @@ estimator, and a database of 10,806 random entries (the size of the embedded tra
 is the process's maximum resident set (CPU) or ``torch.cuda.max_memory_allocated`` (CUDA).
 
 ``--protocol SPLIT`` also times batches of 32 prompts at the ground-truth lengths of an embedded split, as
-the evaluation protocol generates them, with the length-aware batching of the pipeline on and off.
+the evaluation protocol generates them: length-aware batching of the pipeline off and on, and all the
+batches in one call (what the protocol does for a pipeline, ``request_size``).
 
 ``--train-steps`` also times training steps of both transformers (batch 32 crops of up to 196 frames,
 forward + backward + AdamW), which is what the ``cpu`` training presets are sized from.
@@ -82,25 +84,28 @@ def _clear_caches(pipe) -> None:
     pipe.text_encoder.clear_cache()
 
 
-def time_call(pipe, batch: int, repeats: int, device: str) -> list[float]:
-    """Seconds per pipeline call for ``batch`` prompts of 196 frames (first call = warm-up, not counted)."""
+def time_call(pipe, batch: int, repeats: int, device: str, cond_scale: float | None = 4.0) -> list[float]:
+    """Seconds per pipeline call for ``batch`` prompts of 196 frames (first call = warm-up, not counted);
+    ``cond_scale`` None = the model's default (``pipeline.json``)."""
     texts = [PROMPTS[i % len(PROMPTS)] + f" {i}" for i in range(batch)]
     times = []
     for r in range(repeats + 1):
         _clear_caches(pipe)
         _sync(device)
         start = time.perf_counter()
-        pipe(texts, frames=196, seed=r, steps=10, cond_scale=4.0)
+        pipe(texts, frames=196, seed=r, steps=10, cond_scale=cond_scale)
         _sync(device)
         if r:
             times.append(time.perf_counter() - start)
     return times
 
 
-def time_protocol(pipe, split: str, batches: int, length_batching: bool) -> tuple[float, int]:
+def time_protocol(pipe, split: str, batches: int, length_batching: bool,
+                  per_call: int = 1) -> tuple[float, int]:
     """Seconds for ``batches`` batches of 32 prompts at the ground-truth lengths of ``split`` of the embedded
     dataset (consecutive slices of one seeded shuffle, like the protocol's random batches; whole tokens, at
-    most 196 frames), and the frames generated."""
+    most 196 frames), sent ``per_call`` batches per pipeline call (the protocol's ``request_size`` / 32),
+    and the frames generated."""
     import numpy as np
 
     from remomask.evaluation.protocol import _layout
@@ -108,8 +113,8 @@ def time_protocol(pipe, split: str, batches: int, length_batching: bool) -> tupl
     records = _layout(None, split, None).records
     order = np.random.default_rng(0).permutation(len(records))
     total, frames = 0.0, 0
-    for b in range(batches):
-        recs = [records[i] for i in order[32 * b: 32 * (b + 1)]]
+    for b in range(0, batches, per_call):
+        recs = [records[i] for i in order[32 * b: 32 * min(batches, b + per_call)]]
         lengths = [min(r.length, 196) // 4 * 4 for r in recs]
         start = time.perf_counter()
         pipe([r.captions[0].text for r in recs], frames=lengths, seed=b, min_frames=4,
@@ -177,6 +182,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
     parser.add_argument("--batch", type=int, action="append", default=None, help="Batch sizes (repeat) [1, 32].")
     parser.add_argument("--repeats", type=int, default=5, help="Timed calls per batch size.")
+    parser.add_argument("--cond-scale", default="4",
+                        help="RAG-CFG scale of the timed calls [4: guidance on, two passes a step]; 'model' = the "
+                             "folder's default (1 = one pass a step).")
     parser.add_argument("--train-steps", action="store_true", help="Also time training steps of the transformers.")
     parser.add_argument("--protocol", default=None, metavar="SPLIT",
                         help="Also time --protocol-batches evaluation batches (32 prompts at the ground-truth "
@@ -204,20 +212,28 @@ def main() -> None:
     print(f"model: {what}; mask transformer {params['mask_transformer']:.2f} M, residual transformer "
           f"{params['residual_transformer']:.2f} M parameters; database {len(pipe.database) if pipe.database else 0} "
           "entries")
-    print("196 frames per motion, 10 steps, cond_scale 4 (residual 5), text encoding + retrieval + decoding included")
+    cond_scale = None if args.cond_scale == "model" else float(args.cond_scale)
+    shown = pipe.sampling_defaults["cond_scale"] if cond_scale is None else cond_scale
+    print(f"196 frames per motion, 10 steps, cond_scale {shown:g} (residual "
+          f"{pipe.sampling_defaults['residual_cond_scale']:g}), text encoding + retrieval + decoding included")
     print(f"{'batch':>5} {'median s':>9} {'min s':>7} {'motions/s':>10} {'peak MB':>8}")
     for batch in args.batch or [1, 32]:
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        times = time_call(pipe, batch, args.repeats if batch == 1 else max(1, args.repeats // 2), args.device)
+        times = time_call(pipe, batch, args.repeats if batch == 1 else max(1, args.repeats // 2), args.device,
+                          cond_scale)
         med = statistics.median(times)
         print(f"{batch:>5} {med:>9.3f} {min(times):>7.3f} {batch / med:>10.1f} {peak_memory_mb(args.device):>8.0f}")
     if args.protocol:
         print(f"evaluation batches of 32 at the ground-truth lengths of `{args.protocol}` "
               f"({args.protocol_batches} batches, model's sampling defaults)")
-        for flag in (False, True):
-            sec, frames = time_protocol(pipe, args.protocol, args.protocol_batches, flag)
-            print(f"length batching {'on ' if flag else 'off'}: {sec / args.protocol_batches:.2f} s per batch, "
+        modes = (("length batching off, one batch per call", False, 1),
+                 ("length batching on, one batch per call", True, 1),
+                 (f"length batching on, all {args.protocol_batches} batches in one call (request_size)", True,
+                  args.protocol_batches))
+        for label, flag, per_call in modes:
+            sec, frames = time_protocol(pipe, args.protocol, args.protocol_batches, flag, per_call)
+            print(f"{label}: {sec / args.protocol_batches:.2f} s per batch, "
                   f"{32 * args.protocol_batches / sec:.2f} motions/s, {frames / sec:.0f} frames/s")
     if args.train_steps:
         for name, sec in time_train_steps(pipe).items():

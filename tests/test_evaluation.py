@@ -392,3 +392,38 @@ def test_cli_resumes_from_its_progress_folder(tmp_path, monkeypatch):
     fresh = CliRunner().invoke(evaluate_cmd, [*args[:-3], "--json", str(fresh_out), "--no-progress"])
     assert fresh.exit_code == 0, fresh.output
     assert json.loads(fresh_out.read_text())["rows"][0]["per_repeat"] == resumed["per_repeat"]
+
+
+def test_request_size_merges_batches_without_changing_what_is_scored(evaluator, small_val):
+    """A source with ``request_size`` 64 gets two 32-prompt batches per call (and the MModality repetitions
+    of a batch together); a deterministic source then scores exactly as with one batch per call."""
+
+    class Counting:
+        name, stochastic = "real, counted", True
+
+        def __init__(self, request_size=None):
+            self.base, self.sizes = RealBaseline(small_val, "resample"), []
+            if request_size is not None:
+                self.request_size = request_size
+
+        def set_seed(self, seed):
+            self.base.set_seed(seed)
+
+        def __call__(self, captions, lengths, labels):
+            self.sizes.append(len(captions))
+            assert len(labels) == len(captions) == len(lengths)
+            return self.base(captions, lengths, labels)
+
+    kw = dict(evaluator=evaluator, layout=small_val, progress=False, mm_batches=1, mm_repeats=4)
+    single, merged = Counting(), Counting(request_size=64)
+    evaluate_t2m(single, "val", repeats=1, **kw)
+    evaluate_t2m(merged, "val", repeats=1, **kw)
+    assert single.sizes == [32] * 7  # 3 scored batches + 4 MModality repetitions of the first
+    assert merged.sizes == [64, 64, 64, 32]  # batches 1-2, MModality of batch 1 (2 + 2), batch 3
+    # without MModality both draw the same random numbers in the same order: identical scores
+    one = evaluate_t2m(Counting(), "val", repeats=1, multimodality=False, **kw)
+    two = evaluate_t2m(Counting(request_size=96), "val", repeats=1, multimodality=False, **kw)
+    for key in ("top1", "top3", "fid", "mm_dist", "diversity", "action_acc", "style_acc"):
+        assert two.per_repeat[key] == pytest.approx(one.per_repeat[key], rel=1e-6), key
+    with pytest.raises(ProtocolError, match="request_size"):
+        evaluate_t2m(Counting(request_size=0), "val", repeats=1, **kw)

@@ -220,7 +220,7 @@ def test_bad_input_raises_clear_errors(pipe, tmp_path, monkeypatch):
 
 
 def test_no_retrieval_pipeline_and_motion_source(pipe, tmp_path):
-    from remomask.pipeline import ReMoMaskPipeline, load_motion_source
+    from remomask.pipeline import EVAL_REQUEST_SIZE, ReMoMaskPipeline, load_motion_source
 
     mask, res, length = _models(pipe.tokenizer.config.num_codes, pipe.tokenizer.num_quantizers, 64,
                                 use_retrieval=False)
@@ -228,6 +228,11 @@ def test_no_retrieval_pipeline_and_motion_source(pipe, tmp_path):
     assert not (folder / "retriever").exists() and not (folder / "database").exists()
     source = load_motion_source(folder)
     assert source.stochastic and "no retrieval" in source.name
+    # the protocol may send a whole pass per call; 32 restores one batch per call; 0 is refused
+    assert source.request_size == EVAL_REQUEST_SIZE >= 768
+    assert load_motion_source(folder, request_size=32).request_size == 32
+    with pytest.raises(ValueError, match="request_size"):
+        load_motion_source(folder, request_size=0)
     lengths = torch.tensor([40, 64])
     source.set_seed(7)
     feats, got = source(["a person waves", "a person sits down"], lengths, [{}, {}])

@@ -120,7 +120,7 @@ def _baseline(name: str, layout, seed: int, retriever_dir=None, database_dir=Non
     return _retrieval_baseline(layout, retriever_dir, database_dir, seed)
 
 
-def _model_source(model_dir: str, **sampling):
+def _model_source(model_dir: str, request_size: int | None = None, **sampling):
     try:
         from .. import pipeline  # type: ignore[attr-defined]
     except ImportError as exc:
@@ -129,7 +129,8 @@ def _model_source(model_dir: str, **sampling):
     loader = getattr(pipeline, "load_motion_source", None)
     if loader is None:
         raise _UsageFailure("remomask.pipeline has no load_motion_source(model_dir); update remomask")
-    source = loader(model_dir, **sampling)
+    source = loader(model_dir, **sampling) if request_size is None else loader(model_dir, request_size=request_size,
+                                                                                  **sampling)
     if sampling:
         source.name += " (" + ", ".join(f"{k} {v:g}" for k, v in sampling.items()) + ")"
     return source
@@ -169,6 +170,10 @@ def _model_source(model_dir: str, **sampling):
               help="--model: masked-decoding steps [the model's pipeline.json, else 10].")
 @click.option("--cond-scale", type=float, default=None,
               help="--model: RAG-CFG scale [the model's pipeline.json, else 4].")
+@click.option("--request-size", type=int, default=None,
+              help="--model: prompts per generator call; the pipeline groups them by length [1024: a whole "
+                   "embedded test pass; 32: one batch of the protocol at a time]. Changes the random numbers "
+                   "each motion draws, not what is scored.")
 @click.option("--json", "json_out", type=click.Path(), default=None,
               help="Write every metric as {mean, ci95}. Finished repeats are kept in <json>.progress/ meanwhile, "
                    "so the same command resumes an interrupted run.")
@@ -177,7 +182,7 @@ def _model_source(model_dir: str, **sampling):
 @click.option("--no-progress", is_flag=True, help="No tqdm bars.")
 def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repeats, seed, dataset, evaluator_dir,
                  official_ckpt, glove_dir, official_mean, official_std, max_batches, mm_batches, mm_repeats, steps,
-                 cond_scale, json_out, restart, threads, no_progress) -> None:
+                 cond_scale, request_size, json_out, restart, threads, no_progress) -> None:
     """Score a generator and/or baselines with the text-to-motion protocol (spec 10.2).
 
     Without --model or --baseline the Real (disjoint clips) baseline is scored. With --official the
@@ -200,11 +205,12 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
         if repeats < 1:
             raise _UsageFailure(f"--repeats must be >= 1, got {repeats}")
         for flag, value, low in (("--max-batches", max_batches, 1), ("--mm-batches", mm_batches, 0),
-                                 ("--mm-repeats", mm_repeats, 2), ("--steps", steps, 1)):
+                                 ("--mm-repeats", mm_repeats, 2), ("--steps", steps, 1),
+                                 ("--request-size", request_size, 1)):
             if value is not None and value < low:
                 raise _UsageFailure(f"{flag} must be >= {low}, got {value}")
-        if (steps is not None or cond_scale is not None) and not model_dir:
-            raise _UsageFailure("--steps / --cond-scale set the sampling of --model; add --model DIR")
+        if (steps is not None or cond_scale is not None or request_size is not None) and not model_dir:
+            raise _UsageFailure("--steps / --cond-scale / --request-size set the sampling of --model; add --model DIR")
         if (retriever_dir or database_dir) and "retrieval" not in baselines:
             raise _UsageFailure("--retriever / --database are options of --baseline retrieval; add it")
         names = list(baselines) or ([] if model_dir else ["real"])
@@ -222,7 +228,7 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
             evaluator = load_evaluator(evaluator_dir)
         if model_dir:
             sampling = {k: v for k, v in (("steps", steps), ("cond_scale", cond_scale)) if v is not None}
-            sources.append(_model_source(model_dir, **sampling))
+            sources.append(_model_source(model_dir, request_size, **sampling))
             identities.append({"model": str(Path(model_dir).resolve()), "weights": folder_fingerprint(model_dir),
                                "sampling": sampling})
         progress_dir = Path(f"{json_out}.progress") if json_out else None

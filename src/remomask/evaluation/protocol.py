@@ -6,7 +6,8 @@ One repeat ``r`` of :func:`evaluate_t2m`:
    ``default_rng([seed + r, i])``) is shuffled with seed ``seed + r`` and cut into batches of 32, the last
    partial batch dropped. Motions stay de-normalised: each evaluator normalises with its own statistics.
 2. For every batch the motion source is asked for motions of the batch's captions at the ground-truth
-   lengths; torch's RNG is seeded with ``seed + r`` first, so sampling generators are reproducible.
+   lengths (several consecutive batches in one call when the source has a ``request_size``, below);
+   torch's RNG is seeded with ``seed + r`` first, so sampling generators are reproducible.
 3. The evaluator embeds the texts, the ground-truth motions and the produced motions. Per batch:
    R-precision top-1/2/3 and MM-Dist; over the whole pass: FID (ground truth vs produced), Diversity
    (300 pairs), label accuracy of the produced motions against the prompts' labels (when the evaluator
@@ -24,8 +25,12 @@ A **motion source** is ``source(captions, lengths, labels) -> features`` or ``->
 - features: (B, T, 263) **de-normalised** (spec 15.3), T >= the lengths; returned lengths (B,) may be
   shorter than the requested ones (a retrieved motion that is too short), never longer.
 
-Optional attributes: ``name`` (row name), ``stochastic`` (True enables MModality) and ``set_seed(seed)``
-(called at the start of every repeat).
+Optional attributes: ``name`` (row name), ``stochastic`` (True enables MModality), ``set_seed(seed)``
+(called at the start of every repeat) and ``request_size`` (int, prompts per call; default one batch of 32).
+A larger ``request_size`` lets the protocol ask for several consecutive batches of the pass (and the
+MModality repetitions of a batch) in one call, in order, so a generator can group the prompts of the whole
+pass by length instead of padding 32 at a time; what is scored is the same, only the random numbers each
+motion draws differ.
 
 **Resuming.** A long run (a generator on a CPU: hours for 20 repeats of a full split) can keep its
 per-repeat values in a ``progress_file``; running the same evaluation again continues after the last
@@ -41,6 +46,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Callable, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -225,16 +231,37 @@ def _save_state(path: Path, key: dict, per: dict) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def _in_requests(produce: Callable, batches, request_size: int | None):
+    """Yield ``(batch, (features, lengths))`` for the loader ``batches`` in order, calling ``produce`` on
+    consecutive runs of at most ``request_size`` prompts (at least one batch a call; None = one batch).
+    Only one request's batches are held in memory at a time."""
+    group, n = [], 0
+    for batch in batches:
+        size = len(batch["length"])
+        if group and (request_size is None or n + size > request_size):
+            yield from zip(group, produce(group))
+            group, n = [], 0
+        group.append(batch)
+        n += size
+    if group:
+        yield from zip(group, produce(group))
+
+
 def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch_size: int, progress: bool,
-         mm_source=None, mm_batches: int = 3, mm_repeats: int = 30, set_seed=None, desc: str = "evaluate",
-         extra: Callable | None = None, max_batches: int | None = None,
+         multimodality: bool = False, mm_batches: int = 3, mm_repeats: int = 30, set_seed=None,
+         desc: str = "evaluate",
+         extra: Callable | None = None, max_batches: int | None = None, request_size: int | None = None,
          state_path: str | os.PathLike | None = None, state_key: dict | None = None):
     """The loop shared by :func:`evaluate_t2m` and :func:`evaluate_reconstruction`.
 
     With ``state_path`` the per-repeat values are saved there (atomically) after every repeat, and a run
     with the same ``state_key`` resumes after the last saved repeat. Repeat ``r`` depends only on
     ``seed + r`` (data order, crops, sampling), so a resumed run gives the same numbers as an uninterrupted
-    one. Returns ``(per, samples, resumed)``.
+    one. ``produce`` takes a list of loader batches and returns one ``(features, lengths)`` per batch;
+    ``request_size`` (prompts, None = one batch) bounds how many consecutive batches one call gets
+    (:func:`_in_requests`); ``multimodality`` generates the first ``mm_batches`` batches ``mm_repeats`` more
+    times with ``produce``. Returns
+    ``(per, samples, resumed)``.
     """
     from tqdm.auto import tqdm
     from torch.utils.data import DataLoader
@@ -272,12 +299,10 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
         hits = {n: [] for n in label_names}
         gt_hits = {n: [] for n in label_names}
         extras: list[dict] = []
+        limit = len(loader) if max_batches is None else min(max_batches, len(loader))
         with torch.no_grad():
-            for b, batch in enumerate(loader):
-                if max_batches is not None and b >= max_batches:
-                    break
+            for b, (batch, (gen, gen_len)) in enumerate(_in_requests(produce, islice(loader, limit), request_size)):
                 lengths = batch["length"]
-                gen, gen_len = produce(batch)
                 text = evaluator.text_embeddings(batch).float().cpu()
                 gt = evaluator.motion_embeddings(batch["motion"], lengths).float().cpu()
                 em = evaluator.motion_embeddings(gen, gen_len).float().cpu()
@@ -296,8 +321,9 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
                         gt_hits[n].append(M.label_accuracy(gt_pred[n], target))
                 if extra is not None:
                     extras.append(extra(batch, gen, gen_len))
-                if mm_source is not None and b < mm_batches:
-                    runs = [evaluator.motion_embeddings(*mm_source(batch)).float().cpu() for _ in range(mm_repeats)]
+                if multimodality and b < mm_batches:
+                    runs = [evaluator.motion_embeddings(*out).float().cpu()
+                            for _, out in _in_requests(produce, [batch] * mm_repeats, request_size)]
                     mm.append(torch.stack(runs, dim=1))  # (B, R, E)
         gt_all, gen_all = torch.cat(gt_all).numpy(), torch.cat(gen_all).numpy()
         top, gt_top = np.mean(tops, axis=0), np.mean(gt_tops, axis=0)
@@ -378,20 +404,34 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
     dim = layout.skeleton.feature_dim
     start = time.time()
 
-    def produce(batch):
-        return _call_source(motion_source, batch["caption"], batch["length"], _labels(batch), dim)
+    def produce(group):
+        captions = [c for batch in group for c in batch["caption"]]
+        labels = [lab for batch in group for lab in _labels(batch)]
+        gen, gen_len = _call_source(motion_source, captions, torch.cat([b["length"] for b in group]), labels, dim)
+        out, start = [], 0
+        for batch in group:  # back to the loader's batches, each cut to its own longest motion
+            n = len(batch["length"])
+            frames = max(int(batch["length"].max()), int(gen_len[start: start + n].max()))
+            out.append((gen[start: start + n, :frames], gen_len[start: start + n]))
+            start += n
+        return out
 
     use_mm = bool(getattr(motion_source, "stochastic", False)) if multimodality is None else multimodality
     row = name or getattr(motion_source, "name", None) or type(motion_source).__name__
     evaluator_name = getattr(evaluator, "name", type(evaluator).__name__)
+    request_size = getattr(motion_source, "request_size", None)
+    if request_size is not None and (not isinstance(request_size, int) or request_size < 1):
+        raise ProtocolError(f"the motion source's request_size must be a positive int, got {request_size!r}")
     key = {"row": row, "split": split, "seed": seed, "batch_size": batch_size, "max_batches": max_batches,
+           "request_size": request_size,
            "multimodality": [mm_batches, mm_repeats] if use_mm else None, "evaluator": evaluator_name,
            "dataset": str(layout.root), "identity": dict(identity) if identity else None}
     per, samples, resumed = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed,
-                                 batch_size=batch_size, progress=progress, mm_source=produce if use_mm else None,
+                                 batch_size=batch_size, progress=progress, multimodality=use_mm,
                                  mm_batches=mm_batches, mm_repeats=mm_repeats,
                                  set_seed=getattr(motion_source, "set_seed", None), max_batches=max_batches,
-                                 desc=f"evaluate {split}", state_path=progress_file, state_key=key)
+                                 request_size=request_size, desc=f"evaluate {split}", state_path=progress_file,
+                                 state_key=key)
     metrics, reference = _split_results(per)
     info = {"evaluator": evaluator_name, "dataset": str(layout.root),
             "samples_per_repeat": samples, "batch_size": batch_size, "seconds": time.time() - start,
@@ -438,12 +478,15 @@ def evaluate_reconstruction(reconstruct: Callable, split: str = "test", repeats:
     dim = layout.skeleton.feature_dim
     start = time.time()
 
-    def produce(batch):
-        out = reconstruct(batch["motion"].clone(), batch["length"].clone())
-        if not isinstance(out, torch.Tensor) or out.shape != batch["motion"].shape:
-            raise ProtocolError(f"reconstruct() returned {getattr(out, 'shape', type(out).__name__)}; expected "
-                                f"{tuple(batch['motion'].shape)}")
-        return out.float(), batch["length"]
+    def produce(group):
+        out = []
+        for batch in group:
+            rec = reconstruct(batch["motion"].clone(), batch["length"].clone())
+            if not isinstance(rec, torch.Tensor) or rec.shape != batch["motion"].shape:
+                raise ProtocolError(f"reconstruct() returned {getattr(rec, 'shape', type(rec).__name__)}; "
+                                    f"expected {tuple(batch['motion'].shape)}")
+            out.append((rec.float(), batch["length"]))
+        return out
 
     def extra(batch, gen, gen_len):
         return {"mpjpe_mm": _mpjpe_mm(batch["motion"], gen, gen_len)}
