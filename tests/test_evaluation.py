@@ -347,6 +347,9 @@ def test_interrupted_run_resumes_to_the_same_numbers(evaluator, small_val, tmp_p
     source = Noisy()
     resumed = evaluate_t2m(source, "val", repeats=2, progress_file=state, **kw)
     assert resumed.info["resumed_repeats"] == 1 and source.calls == calls_per_repeat  # only repeat 2 ran
+    # the wall time of the resumed repeat is kept, so the cost of a stopped-and-continued run is known
+    assert len(saved["seconds"]) == 1 and resumed.info["repeat_seconds"][0] == saved["seconds"][0]
+    assert len(resumed.info["repeat_seconds"]) == 2 and all(t > 0 for t in resumed.info["repeat_seconds"])
     assert resumed.per_repeat == whole.per_repeat
     assert resumed.metrics == whole.metrics
     with pytest.raises(ProtocolError, match="other settings"):
@@ -367,8 +370,8 @@ def test_cli_resumes_from_its_progress_folder(tmp_path, monkeypatch):
     real_save = protocol._save_state
     saves = []
 
-    def save_then_stop(path, key, per):
-        real_save(path, key, per)
+    def save_then_stop(path, key, per, seconds):
+        real_save(path, key, per, seconds)
         saves.append(path)
         raise KeyboardInterrupt
 

@@ -207,10 +207,11 @@ def _loader_dataset(layout):
     return EvalTextMotionDataset(layout, mean=np.zeros(dim, np.float32), std=np.ones(dim, np.float32))
 
 
-def _load_state(path: Path, key: dict) -> dict[str, list[float]]:
-    """Per-repeat values saved by an interrupted run with the same settings ``key``, or {} when none."""
+def _load_state(path: Path, key: dict) -> tuple[dict[str, list[float]], list]:
+    """Per-repeat values and wall seconds saved by an interrupted run with the same settings ``key``, or
+    ``({}, [])`` when none (files written before the seconds were kept give ``[]``)."""
     if not path.is_file():
-        return {}
+        return {}, []
     try:
         state = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -220,13 +221,14 @@ def _load_state(path: Path, key: dict) -> dict[str, list[float]]:
     if state.get("key") != _clean(key):
         raise ProtocolError(f"{path} holds a run with other settings ({state.get('key')}); delete it or write "
                             "the results to another --json file")
-    return {k: [float(v) for v in vals] for k, vals in state["per"].items()}
+    seconds = state.get("seconds") if isinstance(state.get("seconds"), list) else []
+    return {k: [float(v) for v in vals] for k, vals in state["per"].items()}, seconds
 
 
-def _save_state(path: Path, key: dict, per: dict) -> None:
+def _save_state(path: Path, key: dict, per: dict, seconds: list) -> None:
     from .._pretrained import atomic_write
 
-    text = json.dumps({"format": _STATE_FORMAT, "key": _clean(key), "per": per})
+    text = json.dumps({"format": _STATE_FORMAT, "key": _clean(key), "per": per, "seconds": seconds})
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
@@ -261,7 +263,8 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
     ``request_size`` (prompts, None = one batch) bounds how many consecutive batches one call gets
     (:func:`_in_requests`); ``multimodality`` generates the first ``mm_batches`` batches ``mm_repeats`` more
     times with ``produce``. Returns
-    ``(per, samples, resumed)``.
+    ``(per, samples, resumed, seconds)``: ``seconds`` holds the wall time of every repeat, resumed ones
+    included (None where an older progress file did not keep it).
     """
     from tqdm.auto import tqdm
     from torch.utils.data import DataLoader
@@ -275,8 +278,9 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
     classify = callable(getattr(evaluator, "predict_labels", None)) and bool(getattr(evaluator, "label_names", []))
     label_names = list(evaluator.label_names) if classify else []
     state_path = Path(state_path) if state_path is not None else None
-    per: dict[str, list[float]] = _load_state(state_path, state_key or {}) if state_path else {}
+    per, seconds = _load_state(state_path, state_key or {}) if state_path else ({}, [])
     done = min((len(v) for v in per.values()), default=0)
+    seconds = (list(seconds) + [None] * done)[:done]  # None: a repeat whose time was not kept
     if done > repeats:
         raise ProtocolError(f"{state_path} already holds {done} repeats, more than the {repeats} asked for; "
                             "delete it or ask for at least that many repeats")
@@ -287,6 +291,7 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
 
     for r in tqdm(range(done, repeats), desc=desc, disable=not progress, unit="repeat", initial=done,
                   total=repeats):
+        started = time.time()
         rseed = seed + r
         ds.seed = rseed
         torch.manual_seed(rseed)
@@ -344,12 +349,13 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
                 add(key, sum(a * c for a, c in store if c) / counted if counted else float("nan"))
         for key in (extras[0] if extras else {}):
             add(key, np.mean([e[key] for e in extras]))
+        seconds.append(round(time.time() - started, 1))
         if state_path is not None:
-            _save_state(state_path, state_key or {}, per)
+            _save_state(state_path, state_key or {}, per, seconds)
     samples = (len(ds) // batch_size) * batch_size
     if max_batches is not None:
         samples = min(samples, max_batches * batch_size)
-    return per, samples, done
+    return per, samples, done, seconds
 
 
 def _split_results(per: dict) -> tuple[dict, dict]:
@@ -390,7 +396,9 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
             must match for a resume, on top of the row name and the protocol settings.
 
     Returns:
-        :class:`T2MResult`; ``info["resumed_repeats"]`` counts the repeats taken from ``progress_file``.
+        :class:`T2MResult`; ``info["resumed_repeats"]`` counts the repeats taken from ``progress_file``,
+        ``info["seconds"]`` is the wall time of this call and ``info["repeat_seconds"]`` that of every
+        repeat, the resumed ones included (the cost of a run that was stopped and continued).
 
     Raises:
         ProtocolError: a source output of the wrong shape, a split smaller than one batch, a bad evaluator,
@@ -426,7 +434,7 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
            "request_size": request_size,
            "multimodality": [mm_batches, mm_repeats] if use_mm else None, "evaluator": evaluator_name,
            "dataset": str(layout.root), "identity": dict(identity) if identity else None}
-    per, samples, resumed = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed,
+    per, samples, resumed, repeat_seconds = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed,
                                  batch_size=batch_size, progress=progress, multimodality=use_mm,
                                  mm_batches=mm_batches, mm_repeats=mm_repeats,
                                  set_seed=getattr(motion_source, "set_seed", None), max_batches=max_batches,
@@ -436,7 +444,7 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
     info = {"evaluator": evaluator_name, "dataset": str(layout.root),
             "samples_per_repeat": samples, "batch_size": batch_size, "seconds": time.time() - start,
             "multimodality": {"batches": mm_batches, "repeats": mm_repeats} if use_mm else None,
-            "max_batches": max_batches, "resumed_repeats": resumed}
+            "max_batches": max_batches, "resumed_repeats": resumed, "repeat_seconds": repeat_seconds}
     if hasattr(motion_source, "fallbacks"):
         info["fallbacks"] = dict(motion_source.fallbacks)
     provenance = getattr(motion_source, "provenance", None)
@@ -491,7 +499,7 @@ def evaluate_reconstruction(reconstruct: Callable, split: str = "test", repeats:
     def extra(batch, gen, gen_len):
         return {"mpjpe_mm": _mpjpe_mm(batch["motion"], gen, gen_len)}
 
-    per, samples, _ = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed,
+    per, samples, _, _ = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed,
                            batch_size=batch_size, progress=progress, desc=f"reconstruct {split}", extra=extra)
     per.pop("multimodality", None)
     metrics, reference = _split_results(per)
