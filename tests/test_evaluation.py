@@ -296,7 +296,7 @@ def test_cli_writes_json_and_rejects_bad_options(tmp_path):
     missing = runner.invoke(evaluate_cmd, ["--split", "nosuchsplit", "--repeats", "1"])
     assert missing.exit_code == 2 and "nosuchsplit" in missing.output
     for args, words in ((["--max-batches", "0"], "--max-batches"), (["--mm-repeats", "1"], "--mm-repeats"),
-                        (["--cond-scale", "2"], "--model")):
+                        (["--cond-scale", "2"], "--model"), (["--without-retrieval"], "--model")):
         bad = runner.invoke(evaluate_cmd, args)
         assert bad.exit_code == 2 and words in bad.output, (args, bad.output)
 
@@ -430,3 +430,21 @@ def test_request_size_merges_batches_without_changing_what_is_scored(evaluator, 
         assert two.per_repeat[key] == pytest.approx(one.per_repeat[key], rel=1e-6), key
     with pytest.raises(ProtocolError, match="request_size"):
         evaluate_t2m(Counting(request_size=0), "val", repeats=1, **kw)
+
+
+def test_cli_scores_the_bundled_model_with_and_without_retrieval(tmp_path):
+    """`--without-retrieval` samples the same weights in RAG-CFG's text-only mode: another row name and
+    other motions (so other scores) from the same seed and prompts."""
+    from remomask.pipeline import DEFAULT_MODEL_DIR
+
+    rows = {}
+    for flag in ([], ["--without-retrieval"]):
+        out = tmp_path / f"res{len(flag)}.json"
+        res = CliRunner().invoke(evaluate_cmd, ["--model", str(DEFAULT_MODEL_DIR), "--split", "val", "--repeats", "1",
+                                                "--max-batches", "1", "--mm-batches", "0", "--steps", "2",
+                                                *flag, "--json", str(out), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        rows[bool(flag)] = json.loads(out.read_text())["rows"][0]
+    assert "no retrieval at sampling" in rows[True]["name"] and "no retrieval" not in rows[False]["name"]
+    assert rows[True]["per_repeat"]["gt_top1"] == rows[False]["per_repeat"]["gt_top1"]  # same prompts
+    assert rows[True]["per_repeat"]["fid"] != rows[False]["per_repeat"]["fid"]

@@ -132,7 +132,8 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
     source = loader(model_dir, **sampling) if request_size is None else loader(model_dir, request_size=request_size,
                                                                                   **sampling)
     if sampling:
-        source.name += " (" + ", ".join(f"{k} {v:g}" for k, v in sampling.items()) + ")"
+        source.name += " (" + ", ".join("no retrieval at sampling" if k == "use_retrieval" else f"{k} {v:g}"
+                                        for k, v in sampling.items()) + ")"
     return source
 
 
@@ -170,6 +171,9 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
               help="--model: masked-decoding steps [the model's pipeline.json, else 10].")
 @click.option("--cond-scale", type=float, default=None,
               help="--model: RAG-CFG scale [the model's pipeline.json, else 4].")
+@click.option("--without-retrieval", is_flag=True,
+              help="--model: sample without the retrieved entries (the text-only mode that RAG-CFG's retrieval "
+                   "dropout trains), to measure what retrieval adds to the same weights.")
 @click.option("--request-size", type=int, default=None,
               help="--model: prompts per generator call; the pipeline groups them by length [1024: a whole "
                    "embedded test pass; 32: one batch of the protocol at a time]. Changes the random numbers "
@@ -182,7 +186,7 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
 @click.option("--no-progress", is_flag=True, help="No tqdm bars.")
 def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repeats, seed, dataset, evaluator_dir,
                  official_ckpt, glove_dir, official_mean, official_std, max_batches, mm_batches, mm_repeats, steps,
-                 cond_scale, request_size, json_out, restart, threads, no_progress) -> None:
+                 cond_scale, without_retrieval, request_size, json_out, restart, threads, no_progress) -> None:
     """Score a generator and/or baselines with the text-to-motion protocol (spec 10.2).
 
     Without --model or --baseline the Real (disjoint clips) baseline is scored. With --official the
@@ -209,8 +213,10 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
                                  ("--request-size", request_size, 1)):
             if value is not None and value < low:
                 raise _UsageFailure(f"{flag} must be >= {low}, got {value}")
-        if (steps is not None or cond_scale is not None or request_size is not None) and not model_dir:
-            raise _UsageFailure("--steps / --cond-scale / --request-size set the sampling of --model; add --model DIR")
+        if (steps is not None or cond_scale is not None or request_size is not None or without_retrieval) \
+                and not model_dir:
+            raise _UsageFailure("--steps / --cond-scale / --request-size / --without-retrieval set the sampling of "
+                                "--model; add --model DIR")
         if (retriever_dir or database_dir) and "retrieval" not in baselines:
             raise _UsageFailure("--retriever / --database are options of --baseline retrieval; add it")
         names = list(baselines) or ([] if model_dir else ["real"])
@@ -228,6 +234,8 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
             evaluator = load_evaluator(evaluator_dir)
         if model_dir:
             sampling = {k: v for k, v in (("steps", steps), ("cond_scale", cond_scale)) if v is not None}
+            if without_retrieval:
+                sampling["use_retrieval"] = False
             sources.append(_model_source(model_dir, request_size, **sampling))
             identities.append({"model": str(Path(model_dir).resolve()), "weights": folder_fingerprint(model_dir),
                                "sampling": sampling})
