@@ -1,7 +1,7 @@
 """Print docs/results.md table rows from `remomask evaluate t2m --json` files (no numbers typed by hand).
 
-Usage: ``python scripts/results_rows.py FILE.json [...]``: one Markdown row per scored row, the columns of
-spec 10.2 plus label accuracy, each as mean ± CI95.
+Usage: ``python scripts/results_rows.py [--repeats] FILE.json [...]``: one Markdown row per scored row, the
+columns of spec 10.2 plus label accuracy, each as mean ± CI95 (``--repeats``: and the row's repeats).
 """
 
 from __future__ import annotations
@@ -20,10 +20,13 @@ def cell(metric: dict | None) -> str:
 
 
 def main() -> None:
-    for path in sys.argv[1:]:
+    args = sys.argv[1:]
+    repeats = "--repeats" in args  # add a last column with the row's repeats
+    for path in (a for a in args if a != "--repeats"):
         doc = json.load(open(path))
         for row in doc["rows"]:
-            print("| " + row["name"] + " | " + " | ".join(cell(row["metrics"].get(c)) for c in COLUMNS) + " |")
+            cells = [cell(row["metrics"].get(c)) for c in COLUMNS] + ([str(row["repeats"])] if repeats else [])
+            print("| " + row["name"] + " | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
