@@ -32,9 +32,12 @@ from remomask.data.layout import (
     DatasetWarning,
     MotionLayout,
     infer_skeleton,
+    load_npy,
     subclip_key_prefix,
 )
 from remomask.data.normalization import check_stats, denormalize, normalize
+
+from conftest import SHARED
 
 FIX = Path("/work/shared/data/fixtures/humanml3d")
 TEXT = FIX / "texts__000000.txt"
@@ -348,3 +351,27 @@ def test_dataloader_batch(root):
     assert isinstance(eb["tokens"], list) and len(eb["tokens"][0]) == 22 and eb["sent_len"].dtype == torch.long
     with pytest.raises(ValueError, match="shapes"):
         collate([{"x": torch.zeros(2)}, {"x": torch.zeros(3)}])
+
+
+def test_load_npy_matches_numpy_from_many_threads_and_rejects_bad_files(tmp_path):
+    """The thread-safe reader the layout uses (CPython gh-106905 workaround) returns exactly what np.load
+    returns, from 8 threads at once over the real fixture clip and C/Fortran copies, and refuses broken files."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    real = np.load(SHARED / "data" / "fixtures" / "humanml3d" / "new_joint_vecs__012314.npy")
+    arrays = {"c": real, "f": np.asfortranarray(real), "f64": real.astype(np.float64)[:40]}
+    for name, arr in arrays.items():
+        np.save(tmp_path / f"{name}.npy", arr)
+    names = list(arrays) * 60
+    with ThreadPoolExecutor(8) as pool:
+        loaded = list(pool.map(lambda n: load_npy(tmp_path / f"{n}.npy"), names))
+    for n, arr in zip(names, loaded):
+        assert arr.dtype == arrays[n].dtype and np.array_equal(arr, arrays[n])
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "c.npy").read_bytes()[:-100])
+    with pytest.raises(ValueError, match="truncated"):
+        load_npy(tmp_path / "cut.npy")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="object"):
+        load_npy(tmp_path / "obj.npy")
+    with pytest.raises(FileNotFoundError):
+        load_npy(tmp_path / "missing.npy")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -153,6 +154,40 @@ def subclip_key_prefix(index: int) -> str:
         index, rem = divmod(index - 1, 26)
         letters = chr(ord("A") + rem) + letters
     return letters
+
+
+_NPY_HEADER_LOCK = threading.Lock()
+
+
+def load_npy(path: str | os.PathLike) -> np.ndarray:
+    """``np.load`` of a plain (non-object) ``.npy`` array, safe to call from several threads at once.
+
+    NumPy parses the ``.npy`` header with ``ast.literal_eval``, and CPython 3.11's AST constructor keeps a
+    recursion counter that concurrent threads can corrupt, failing at random with ``SystemError: AST
+    constructor recursion depth mismatch`` (CPython gh-106905). The header is therefore parsed under a
+    lock and the data read outside it, so the loader's threads still overlap on I/O.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a ``.npy`` file, an object array, or a
+        truncated file.
+    """
+    with open(path, "rb") as f:
+        with _NPY_HEADER_LOCK:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:  # rare format 3.0: let numpy read the whole file, still under the lock
+                f.seek(0)
+                return np.load(f, allow_pickle=False)
+        if dtype.hasobject:
+            raise ValueError("object arrays are not motion data")
+        count = int(np.prod(shape, dtype=np.int64))
+        data = np.fromfile(f, dtype=dtype, count=count)
+    if data.size != count:
+        raise ValueError(f"the file is truncated: {data.size} of {count} values")
+    return data.reshape(shape, order="F" if fortran else "C")
 
 
 def _load_stat(path: Path, name: str) -> np.ndarray:
@@ -333,7 +368,7 @@ class MotionLayout(Sequence[MotionRecord]):
         out = _Loaded(mid)
         path = vec_dir / f"{mid}.npy"
         try:
-            arr = np.load(path)
+            arr = load_npy(path)
         except FileNotFoundError:
             out.missing_motion = True
             return out
