@@ -106,21 +106,16 @@ def time_protocol(pipe, split: str, batches: int, length_batching: bool,
     dataset (consecutive slices of one seeded shuffle, like the protocol's random batches; whole tokens, at
     most 196 frames), sent ``per_call`` batches per pipeline call (the protocol's ``request_size`` / 32),
     and the frames generated."""
-    import numpy as np
+    from _prompts import protocol_prompts
 
-    from remomask.evaluation.protocol import _layout
-
-    records = _layout(None, split, None).records
-    order = np.random.default_rng(0).permutation(len(records))
+    captions, lengths = protocol_prompts(split)
     total, frames = 0.0, 0
     for b in range(0, batches, per_call):
-        recs = [records[i] for i in order[32 * b: 32 * min(batches, b + per_call)]]
-        lengths = [min(r.length, 196) // 4 * 4 for r in recs]
+        part = slice(32 * b, 32 * min(batches, b + per_call))
         start = time.perf_counter()
-        pipe([r.captions[0].text for r in recs], frames=lengths, seed=b, min_frames=4,
-             length_batching=length_batching)
+        pipe(captions[part], frames=lengths[part], seed=b, min_frames=4, length_batching=length_batching)
         total += time.perf_counter() - start
-        frames += sum(lengths)
+        frames += sum(lengths[part])
     return total, frames
 
 

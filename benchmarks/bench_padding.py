@@ -21,10 +21,10 @@ import numpy as np
 
 def padding(split: str, batches: int, batch_size: int = 32) -> dict:
     """Lengths and padded-per-real token rows for ``batches`` random batches of ``split``."""
-    from remomask.evaluation.protocol import _layout
+    from _prompts import protocol_prompts
     from remomask.generation.batching import plan_length_batches
 
-    frames = np.array([min(r.length, 196) // 4 * 4 for r in _layout(None, split, None).records])
+    frames = np.array(protocol_prompts(split)[1])
     tokens = frames // 4
     rng = np.random.default_rng(0)
     real = padded = planned = 0

@@ -30,7 +30,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from remomask.evaluation.protocol import _layout
+    from _prompts import protocol_prompts
     from remomask.pipeline import ReMoMaskPipeline
 
     pipe = ReMoMaskPipeline.from_pretrained(args.model)
@@ -53,14 +53,12 @@ def main() -> None:
     timed(pipe.tokenizer, "decode", "tokenizer decoding")
     timed(pipe, "_conditions", "text encoding, retrieval, lengths")
 
-    records = _layout(None, args.split, None).records
-    order = np.random.default_rng(0).permutation(len(records))[: args.prompts]
-    recs = [records[i] for i in order]
-    frames = [min(r.length, 196) // 4 * 4 for r in recs]
+    captions, frames = protocol_prompts(args.split)
+    captions, frames = captions[: args.prompts], frames[: args.prompts]
     start = time.perf_counter()
-    pipe([r.captions[0].text for r in recs], frames=frames, seed=0, min_frames=4)
+    pipe(captions, frames=frames, seed=0, min_frames=4)
     total = time.perf_counter() - start
-    print(f"{len(recs)} `{args.split}` prompts, {np.mean(frames):.1f} frames on average, "
+    print(f"{len(captions)} `{args.split}` prompts, {np.mean(frames):.1f} frames on average, "
           f"sampling defaults {pipe.sampling_defaults}, {torch.get_num_threads()} thread(s)")
     print("| stage | seconds | share |")
     print("|---|---|---|")

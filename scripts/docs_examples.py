@@ -8,7 +8,7 @@ For every prompt of :data:`PROMPTS` (seen label combinations from the test split
 ``test_unseen``, and free-form sentences) it generates one motion with a fixed seed and duration, then writes
 ``<name>.png`` (a 6-frame strip), ``<name>.gif`` (a small animation), and one JSON line per prompt in
 ``examples.jsonl`` with the prompt, seed, frames, the retrieved database entry and simple kinematic facts
-(root travel in metres, peak hand heights above the pelvis) that help to describe the motion honestly.
+(root travel in metres, heading turn in degrees, peak hand heights above the pelvis) that help to describe the motion honestly.
 With ``--compare-retrieval`` each prompt is also generated with the retrieval switched off (``use_retrieval``
 False at sampling) for a side-by-side look.
 """
@@ -45,7 +45,13 @@ def _facts(joints) -> dict:
     left = float((joints[:, 20, 1] - joints[:, 0, 1]).max())   # left wrist
     right = float((joints[:, 21, 1] - joints[:, 0, 1]).max())  # right wrist
     head = float((joints[:, 15, 1] - joints[:, 0, 1]).min())
-    return {"root_displacement_m": round(travel, 2), "root_path_m": round(path, 2),
+    # heading of the root path (every 5th frame, atan2 of x over z): > 0 turns left, < 0 turns right,
+    # the sign of the train clips captioned "walks in a curve to the left / right"; only meaningful when the
+    # root travels (in place, the small steps point anywhere)
+    step = np.diff(root[::5][:, [0, 2]], axis=0)
+    heading = np.unwrap(np.arctan2(step[:, 0], step[:, 1])) if len(step) else np.zeros(1)
+    turn = float(np.degrees(heading[-1] - heading[0]))
+    return {"root_displacement_m": round(travel, 2), "root_path_m": round(path, 2), "heading_turn_deg": round(turn),
             "left_wrist_max_above_pelvis_m": round(left, 2), "right_wrist_max_above_pelvis_m": round(right, 2),
             "head_min_above_pelvis_m": round(head, 2)}
 

@@ -129,8 +129,8 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
     loader = getattr(pipeline, "load_motion_source", None)
     if loader is None:
         raise _UsageFailure("remomask.pipeline has no load_motion_source(model_dir); update remomask")
-    source = loader(model_dir, **sampling) if request_size is None else loader(model_dir, request_size=request_size,
-                                                                                  **sampling)
+    extra = {} if request_size is None else {"request_size": request_size}  # None: the loader's default
+    source = loader(model_dir, **extra, **sampling)
     if sampling:
         source.name += " (" + ", ".join("no retrieval at sampling" if k == "use_retrieval" else f"{k} {v:g}"
                                         for k, v in sampling.items()) + ")"

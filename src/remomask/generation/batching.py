@@ -1,7 +1,7 @@
 """Length-aware batching for sampling: group prompts of similar length so that little compute goes to padding.
 
 A batch of B motions is padded to its longest one, so a forward pass costs about ``B * n_max`` token rows
-whatever the real lengths are. On the embedded dataset, random batches of 32 carry 1.76x (test) and 2.07x
+whatever the real lengths are. On the embedded dataset, random batches of 32 carry 1.76x (test) and 2.08x
 (``test_unseen``) as many token rows as real ones, and 1.09x once regrouped
 (``python benchmarks/bench_padding.py --split test --split test_unseen``). :func:`plan_length_batches` sorts the requests by length
 and cuts them into consecutive groups with an exact dynamic programme that minimises
