@@ -260,3 +260,11 @@ def test_float16_storage_is_smaller_and_searches_alike(db, model, tmp_path):
     assert np.array_equal(exact.motion_emb, db.motion_emb)
     with pytest.raises(DatabaseError, match="dtype"):
         db.save(tmp_path / "bad", dtype="int8")
+
+
+def test_unit_rows_keep_their_bits(db):
+    """Normalising already normalised rows again is the identity (it was off by 1 ulp: issue 19's red CI)."""
+    again = RetrievalDatabase(db.motion_emb, db.text_emb, db.captions, db.motion_ids)
+    assert np.array_equal(again.motion_emb, db.motion_emb) and np.array_equal(again.text_emb, db.text_emb)
+    scaled = RetrievalDatabase(3.0 * db.motion_emb, db.text_emb, db.captions, db.motion_ids)
+    assert np.allclose(np.linalg.norm(scaled.motion_emb, axis=1), 1.0, atol=1e-6)

@@ -112,9 +112,15 @@ def materialize(source: str | os.PathLike = EMBEDDED_DIR, cache: str | os.PathLi
             if path.is_file() and path.name != "joints.npz":
                 shutil.copy2(path, work / path.name)
         (work / _COMPLETE).write_text(digest + "\n")
+        if (target / _COMPLETE).is_file():  # another process finished the same build first: keep its copy
+            return target
         if target.exists():  # a stale incomplete copy
             shutil.rmtree(target)
-        os.replace(work, target)
+        try:
+            os.replace(work, target)
+        except OSError:
+            if not (target / _COMPLETE).is_file():  # not a lost race with a concurrent build
+                raise
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)

@@ -126,6 +126,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _unit_rows(a: np.ndarray) -> np.ndarray:
+    """L2-normalise the rows of ``a`` (N, E) that are not unit length already; unit rows keep their bits.
+
+    Dividing an already normalised float32 row by its norm again is not the identity: the computed norm is
+    1 +- 1 ulp, so about a quarter of the values move by up to 6e-8. That made a float32 database differ from
+    itself after a save / load round trip (the constructor normalised the loaded rows a second time). Rows
+    whose norm is within 4 ulp of 1 are therefore left as they are (docs/design.md, retrieval database).
+    """
+    norms = np.linalg.norm(a, axis=1, keepdims=True)
+    unit = np.abs(norms - 1.0) <= 4 * np.finfo(np.float32).eps
+    return np.where(unit, a, a / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
 def _as_matrix(x, name: str, dim: int | None = None) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().float().numpy()
@@ -170,8 +183,8 @@ class RetrievalDatabase:
             raise DatabaseError("a retrieval database needs at least one entry")
         if t.shape[0] != n:
             raise DatabaseError(f"motion_emb has {n} rows but text_emb has {t.shape[0]}")
-        self.motion_emb = m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
-        self.text_emb = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+        self.motion_emb = _unit_rows(m)
+        self.text_emb = _unit_rows(t)
         self.captions = [str(c) for c in captions]
         self.motion_ids = [str(i) for i in motion_ids]
         self.entry_ids = [str(i) for i in entry_ids] if entry_ids is not None else [str(i) for i in range(n)]
