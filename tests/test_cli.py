@@ -75,9 +75,11 @@ def test_render_fixture_to_gif(tmp_path, fixtures_dir):
 def _lazy_groups():
     from remomask import cli
 
+    import click
+
     yield "remomask", cli.main
-    for name in ("train", "evaluate", "retriever"):
-        yield name, cli.main.commands[name]
+    for name in ("train", "evaluate", "retriever", "data"):
+        yield name, cli.main.get_command(click.Context(cli.main), name)
 
 
 def test_every_registered_command_resolves_to_a_click_command():

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from remomask.data.embedded import EMBEDDED_DIR, resolve_dataset
 from remomask.data.layout import MotionLayout
 from remomask.evaluation.baselines import RealBaseline, RetrievalBaseline, source_clip
-from remomask.evaluation.commands import evaluate_t2m as evaluate_cmd
+from remomask.cli.evaluate import evaluate_t2m as evaluate_cmd
 from remomask.evaluation.evaluator import (
     DEFAULT_EVALUATOR_DIR,
     EvaluatorConfig,

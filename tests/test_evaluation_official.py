@@ -196,7 +196,7 @@ def test_cli_scores_with_the_official_evaluator(checkpoints_dir, glove_dir, tmp_
     """`remomask evaluate t2m --official ... --glove ...` runs the protocol with the standard evaluator."""
     from click.testing import CliRunner
 
-    from remomask.evaluation.commands import evaluate_t2m
+    from remomask.cli.evaluate import evaluate_t2m
 
     out = tmp_path / "official.json"
     data = _one_batch_dataset(tmp_path / "data")

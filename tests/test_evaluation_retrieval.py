@@ -9,6 +9,7 @@ its database built with ``build_database``.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from remomask.evaluation.baselines import (
     RetrieverNearest,
     source_clip,
 )
-from remomask.evaluation.commands import evaluate_t2m as evaluate_cmd
+from remomask.cli.evaluate import evaluate_t2m as evaluate_cmd
 
 CAPTIONS = ["a person waves with the right hand", "someone walks forward", "a person bows politely",
             "a man runs in a circle"]
@@ -138,9 +139,9 @@ def test_cli_missing_database_is_one_clear_line(saved, tmp_path):
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: no retrieval database at {bare / 'database'}")
     assert f"build it with `remomask retriever build-db --model {bare}`" in lines[0]
-    if not (DEFAULT_RETRIEVER_DIR / "database").exists():  # default: the bundled retriever
-        res = runner.invoke(evaluate_cmd, ["--baseline", "retrieval", "--split", "val", "--repeats", "1"])
-        assert res.exit_code == 2 and f"--model {DEFAULT_RETRIEVER_DIR}`" in res.output
+    # default: the bundled pipeline's retriever with the bundled database (issue 19: it had none)
+    nearest = RetrieverNearest.from_folders()
+    assert Path(nearest.retriever_dir) == DEFAULT_RETRIEVER_DIR and len(nearest.db) > 1000
     res = runner.invoke(evaluate_cmd, ["--baseline", "retrieval", "--retriever", str(tmp_path / "none"),
                                        "--split", "val", "--repeats", "1"])
     assert res.exit_code == 2 and "config.json is missing" in res.output

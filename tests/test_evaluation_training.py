@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from remomask.data.embedded import resolve_dataset
 from remomask.data.layout import MotionLayout
-from remomask.evaluation.commands import train_evaluator as train_cmd
+from remomask.cli.train import train_evaluator as train_cmd
 from remomask.evaluation.evaluator import T2MEvaluator
 
 

@@ -363,7 +363,7 @@ def test_generate_writes_bvh_per_sample(pipe_dir, tmp_path):  # noqa: F811
 
     The test pipeline is untrained, so its bone lengths vary from frame to frame: joints whose offset
     moves by more than 1 mm get position channels, the others stay within 1 mm per bone."""
-    from remomask.generate_cli import generate
+    from remomask.cli.generate import generate
 
     out = tmp_path / "gen"
     res = CliRunner().invoke(generate, ["a person waves with the left hand", "--seconds", "2", "--seed", "4",

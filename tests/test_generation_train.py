@@ -242,7 +242,7 @@ def test_ddp_two_cpu_processes(parts, tmp_path):
 def test_training_command_errors_are_one_line_exit_2(parts, tmp_path):
     from click.testing import CliRunner
 
-    from remomask.generation.commands import train_mask_transformer
+    from remomask.cli.train import train_mask_transformer
 
     runner = CliRunner()
     res = runner.invoke(train_mask_transformer, ["--dataset", str(parts["root"]), "--out", str(tmp_path / "x"),

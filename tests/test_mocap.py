@@ -8,6 +8,7 @@ tar files once per session (no unpacked copy is needed).
 from __future__ import annotations
 
 import dataclasses
+import re
 import tarfile
 from pathlib import Path
 
@@ -329,3 +330,162 @@ def test_amc_wrong_value_count_and_missing_asf(cmu):
                       target_fps=None)
     assert f"line {row + 1}:" in message and "1 values" in message
     _raises("\n".join(lines).encode(), "needs its skeleton", name="11_01.amc")
+
+
+# --------------------------------------------------------------------------- hostile / corrupt input
+# Each file below is a real clip (Bandai-Namco 1, CMU 11_01) with one edit.
+
+def _after_root_channels(text: str, inserted: str) -> tuple[str, int]:
+    """``text`` with ``inserted`` placed right after the ROOT's CHANNELS line; also the 1-based line
+    number at which ``inserted`` starts."""
+    lines = text.split("\n")
+    at = next(k for k, line in enumerate(lines) if line.lstrip().startswith("CHANNELS")) + 1
+    return "\n".join(lines[:at] + inserted.rstrip("\n").split("\n") + lines[at:]), at + 1
+
+
+def test_bvh_5000_deep_hierarchy_is_rejected_not_recursion_error(bandai_bytes):
+    from remomask.data.mocap.bvh import MAX_BVH_DEPTH
+
+    depth = 5000
+    chain = "".join(f"JOINT deep_{i}\n{{\nOFFSET 0 0 1\n" for i in range(depth)) + "}\n" * depth
+    text, first = _after_root_channels(bandai_bytes.decode(), chain)
+    message = _raises(text.encode(), f"nested more than {MAX_BVH_DEPTH} deep", name="deep.bvh")
+    # ROOT is depth 1, deep_0 depth 2: deep_{MAX - 1} is the first joint too deep (3 lines a joint)
+    assert f"deep.bvh: line {first + 3 * (MAX_BVH_DEPTH - 1)}:" in message
+    assert "\n" not in message
+    with pytest.raises(MocapFormatError, match="nested more than"):
+        parse_bvh(text.encode(), name="deep.bvh")
+
+
+def test_bvh_absurd_joint_count_is_rejected(bandai_bytes):
+    from remomask.data.mocap.bvh import MAX_BVH_JOINTS
+
+    wide = "".join(f"JOINT wide_{i}\n{{\nOFFSET 0 0 1\n}}\n" for i in range(MAX_BVH_JOINTS + 10))
+    text, first = _after_root_channels(bandai_bytes.decode(), wide)
+    message = _raises(text.encode(), f"more than {MAX_BVH_JOINTS} joints", name="wide.bvh")
+    # joint_Root is joint 0, wide_0 joint 1: wide_{MAX - 1} is joint MAX + 1, the first too many
+    assert f"wide.bvh: line {first + 4 * (MAX_BVH_JOINTS - 1)}:" in message
+
+
+def _edit_bvh_value(text: str, frame: int, column: int, value: str) -> tuple[str, int]:
+    """``text`` with MOTION value ``column`` of ``frame`` replaced; also the 1-based line of that frame."""
+    lines = text.split("\n")
+    line = _line_of(text, "Frame Time:") + 1 + frame
+    fields = lines[line - 1].split()
+    fields[column] = value
+    lines[line - 1] = " ".join(fields)
+    return "\n".join(lines), line
+
+
+@pytest.mark.parametrize("column, value, match", [
+    (3, "nan", "joint joint_Root Zrotation is nan, not a finite number"),
+    (8, "inf", "joint Hips Zposition is inf, not a finite number"),
+    (6, "1e300", "joint Hips Xposition is 1e\\+300, beyond the accepted \\+-100000 units"),
+    (10, "-1e300", "joint Hips Xrotation is -1e\\+300, beyond the accepted \\+-100000 degrees"),
+])
+def test_bvh_non_finite_and_absurd_values_are_rejected(bandai_bytes, column, value, match):
+    text, line = _edit_bvh_value(bandai_bytes.decode(), 57, column, value)
+    message = _raises(text.encode(), match, name="corrupt.bvh")
+    assert message.startswith(f"corrupt.bvh: line {line}: frame 57,")
+
+
+def test_bvh_non_finite_offset_and_frame_time_are_rejected(bandai_bytes):
+    text = bandai_bytes.decode()
+    bad = text.replace("OFFSET 15.7357 0 0", "OFFSET 15.7357 nan 0", 1)
+    message = _raises(bad.encode(), "'nan' is not a finite length", name="bad.bvh")
+    assert f"line {_line_of(text, 'OFFSET 15.7357 0 0')}:" in message
+    bad = re.sub(r"Frame Time:\s*\S+", "Frame Time: inf", text)
+    message = _raises(bad.encode(), "frame time 'inf'", name="bad.bvh")
+    assert f"line {_line_of(text, 'Frame Time:')}:" in message
+
+
+def test_bvh_with_zero_frames_is_rejected(bandai_bytes):
+    text = bandai_bytes.decode()
+    header = text[: text.index("Frame Time:")]
+    header = re.sub(r"Frames:\s*\d+", "Frames: 0", header)
+    empty = header + "Frame Time: 0.0333333\n"
+    message = _raises(empty.encode(), "'Frames: 0': the file holds no motion", name="empty.bvh")
+    assert f"empty.bvh: line {_line_of(text, 'Frames:')}:" in message
+
+
+@pytest.mark.parametrize("bone, index, value, match", [
+    ("ltibia", 1, "nan", "ltibia rx is nan, not a finite number"),
+    ("root", 1, "1e300", "root TX is 1e\\+300, beyond the accepted \\+-100000 units"),
+    ("lfemur", 2, "-inf", "lfemur ry is -inf, not a finite number"),
+])
+def test_amc_non_finite_and_absurd_values_are_rejected(cmu, bone, index, value, match):
+    skeleton = parse_asf(cmu / "11.asf")
+    lines = (cmu / "11_01.amc").read_text().splitlines()
+    row = next(k for k, line in enumerate(lines) if line.startswith(f"{bone} ") and k > 100)
+    fields = lines[row].split()
+    fields[index] = value
+    lines[row] = " ".join(fields)
+    frame = next(lines[k] for k in range(row, -1, -1) if lines[k].strip().isdigit())
+    message = _raises("\n".join(lines).encode(), match, name="11_01.amc", asf=skeleton,
+                      target_fps=None)
+    assert message.startswith(f"11_01.amc: line {row + 1}: frame {frame}, ")
+
+
+def test_asf_non_finite_bone_is_rejected(cmu):
+    text = (cmu / "11.asf").read_text()
+    lines = text.splitlines()
+    bonedata = lines.index(":bonedata")
+    row = next(k for k, line in enumerate(lines) if k > bonedata and line.split()[:1] == ["length"])
+    lines[row] = "  length nan"
+    begin = max(k for k in range(row) if lines[k].strip() == "begin")
+    with pytest.raises(MocapFormatError, match="not finite") as info:
+        parse_asf("\n".join(lines).encode(), name="11.asf")
+    assert str(info.value).startswith(f"11.asf: line {begin + 1}: bone ")
+
+
+# --------------------------------------------------------------------------- data build: name the clip
+
+def _bandai_raw(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    """A raw folder with an unpacked Bandai-Namco-1 holding ``files`` (name -> BVH bytes)."""
+    raw = tmp_path / "raw"
+    data = raw / "Bandai-Namco-Research-Motiondataset-1" / "data"
+    data.mkdir(parents=True)
+    for name, payload in files.items():
+        (data / name).write_bytes(payload)
+    return raw
+
+
+@pytest.mark.parametrize("kind", ["deep", "nan"])
+def test_data_build_names_the_failing_clip(bandai_bytes, tmp_path, kind):
+    """One bad clip among good ones: the build fails with one line naming that clip's file and line."""
+    from remomask.data.build import BuildConfig, build_embedded_dataset
+
+    text = bandai_bytes.decode()
+    if kind == "deep":
+        chain = "".join(f"JOINT deep_{i}\n{{\nOFFSET 0 0 1\n" for i in range(5000)) + "}\n" * 5000
+        bad, _ = _after_root_channels(text, chain)
+        match = "nested more than"
+    else:
+        bad, _ = _edit_bvh_value(text, 12, 4, "nan")
+        match = "joint_Root Xrotation is nan"
+    raw = _bandai_raw(tmp_path, {"dataset-1_walk_normal_001.bvh": bandai_bytes,
+                                 "dataset-1_run_happy_001.bvh": bad.encode()})
+    cfg = BuildConfig(raw=raw, out=tmp_path / "out", workers=1, sources=("bandai1",))
+    with pytest.raises(MocapFormatError, match=match) as info:
+        build_embedded_dataset(cfg, progress=False)
+    message = str(info.value)
+    bad_path = raw / "Bandai-Namco-Research-Motiondataset-1" / "data" / "dataset-1_run_happy_001.bvh"
+    assert message.startswith(f"{bad_path}: line ") and "\n" not in message
+
+
+def test_data_build_clip_errors_name_the_archive_member(bandai_bytes):
+    """Inside an archive a clip is named ``<archive>:<member>``; failures that are not format errors
+    (here a RecursionError-free but numerically broken clip) keep their message behind that name."""
+    from remomask.data.build import SourceClip, _clip_error, _import_clip
+    from remomask.data.labels import ClipLabels
+
+    origin = f"bandai-namco-1.tar.xz:{BANDAI_MEMBER}"
+    bad, line = _edit_bvh_value(bandai_bytes.decode(), 3, 7, "-inf")
+    clip = SourceClip("bandai1", Path(BANDAI_MEMBER).name, ClipLabels("bandai1", "walk", "normal"),
+                      bad.encode(), origin=origin)
+    with pytest.raises(MocapFormatError) as info:
+        _import_clip(clip)
+    assert str(info.value).startswith(f"{origin}: line {line}: frame 3, joint Hips Yposition is -inf")
+    wrapped = _clip_error(origin, ZeroDivisionError("float division by zero"))
+    assert isinstance(wrapped, MocapFormatError)
+    assert str(wrapped).startswith(f"{origin}: ZeroDivisionError: float division by zero;")

@@ -257,7 +257,7 @@ def test_import_remomask_is_light():
 
 # ---- the generate command ------------------------------------------------------------------------------------------
 def test_generate_command_writes_the_contract_files(pipe_dir, tmp_path):
-    from remomask.generate_cli import generate
+    from remomask.cli.generate import generate
 
     out = tmp_path / "gen"
     res = CliRunner().invoke(generate, ["a person waves with the left hand", "--seconds", "2", "--seed", "4",
@@ -289,7 +289,7 @@ def test_generate_command_writes_the_contract_files(pipe_dir, tmp_path):
 
 
 def test_generate_prompts_file(pipe_dir, tmp_path):
-    from remomask.generate_cli import generate
+    from remomask.cli.generate import generate
 
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("# comment line\na person waves#3.2\n\nsomeone walks in a circle\n")
@@ -315,7 +315,7 @@ def test_generate_prompts_file(pipe_dir, tmp_path):
     (["--num-samples", "0", "a person waves"], "--num-samples"),
 ])
 def test_generate_bad_input_is_one_line_exit_2(args, message, pipe_dir, tmp_path):
-    from remomask.generate_cli import generate
+    from remomask.cli.generate import generate
 
     bad = tmp_path / "bad.txt"
     bad.write_text("a person waves#three\n")

@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 from conftest import cut_embedded_val
 
-from remomask.retrieval.commands import build_db, evaluate_retrieval, retrieve
+from remomask.cli.evaluate import evaluate_retrieval
+from remomask.cli.retrieve import build_db, retrieve
 from remomask.retrieval.config import RetrieverConfig
 from remomask.retrieval.database import DatabaseError, RetrievalDatabase
 from remomask.retrieval.encode import build_database, encode_split

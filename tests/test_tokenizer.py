@@ -321,7 +321,7 @@ def test_resume_continues_the_step_counter(tmp_path, tiny_dataset):
     # The click command writes the same metrics as JSON, and a bad folder is one clear error line.
     from click.testing import CliRunner
 
-    from remomask.tokenizer.commands import evaluate_tokenizer as command
+    from remomask.cli.evaluate import evaluate_tokenizer as command
 
     runner = CliRunner()
     res = runner.invoke(command, ["--model", str(model_dir), "--dataset", str(tiny_dataset), "--split", "val",

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from conftest import cut_embedded_val
 from test_evaluation import evaluator, small_val, val_layout  # noqa: F401  (module-scoped fixtures, reused)
 
-from remomask.tokenizer.commands import DEFAULT_MODEL
-from remomask.tokenizer.commands import evaluate_tokenizer as evaluate_cmd
+from remomask.bundled import TOKENIZER_DIR as DEFAULT_MODEL
+from remomask.cli.evaluate import evaluate_tokenizer as evaluate_cmd
 from remomask.tokenizer.evaluate import make_reconstructor, reconstruction_fid
 from remomask.tokenizer.model import MotionTokenizer
 

@@ -4,8 +4,8 @@ Every stage stores a trained model as a folder (``config.json`` + ``model.safete
 convention) or, for the retrieval database and the pipeline, as a folder replaced as a whole. The pieces
 they have in common live here:
 
-- :func:`atomic_write`: write one file under a temporary name in its folder, then rename it into place;
-- :func:`replaced_folder`: build a whole folder in a temporary sibling, then swap it in for the old one;
+- :func:`atomic_write`: write one file through a callback, atomically (:mod:`remomask.files`, re-exported
+  with :func:`replaced_folder`, which builds a whole folder in a temporary sibling and swaps it in);
 - :func:`read_format_json`: parse a ``{"format": ..., "version": ...}`` JSON file and check both fields;
 - :func:`cpu_state`: a module's state dict as contiguous CPU tensors, ready for safetensors;
 - :func:`load_safetensors`: read a weights file with a clear error when it is missing or corrupt;
@@ -17,13 +17,12 @@ Each stage keeps its own exception class and message wording; the helpers take t
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Mapping
+
+from .files import atomic_path, replaced_folder
 
 __all__ = ["atomic_write", "replaced_folder", "read_format_json", "cpu_state", "load_safetensors",
            "state_mismatch", "folder_fingerprint", "VERSION_MESSAGE"]
@@ -32,71 +31,21 @@ VERSION_MESSAGE = "{path} has format version {got}; this remomask reads version 
 """Default ``wrong_version`` message of :func:`read_format_json`."""
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], object], *, mode: int | None = 0o644) -> None:
-    """Write ``path`` through a temporary file in the same folder, renamed into place when complete.
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object], *, mode: int | None = None) -> None:
+    """Write ``path`` by calling ``write(temporary name)`` inside :func:`remomask.files.atomic_path`.
 
-    An interrupted write never leaves a half-written file under the final name, and the temporary file is
-    removed whatever happens.
+    A thin callback form of the package's one atomic writer, kept for the model folders' savers.
 
     Args:
-        path: the destination file; its folder must exist.
+        path: the destination file (its folder is created if needed).
         write: called with the temporary file's name (a ``str``) and writes the content there.
-        mode: permission bits given to the file before the rename (``0o644``: readable by everyone), or
-            None to keep the ``0o600`` of :func:`tempfile.mkstemp`.
+        mode: permission bits of the file; None (default) = ``0o666 & ~umask``.
 
     Raises:
-        OSError: the folder does not exist or is not writable; anything ``write`` raises is passed on.
+        OSError: the folder is not writable; anything ``write`` raises is passed on (no file is left).
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-@contextlib.contextmanager
-def replaced_folder(folder: str | os.PathLike, *, mode: int | None = None) -> Iterator[Path]:
-    """Context manager: yield an empty temporary folder that replaces ``folder`` when the block succeeds.
-
-    The temporary folder is a hidden sibling of ``folder`` (same file system). On success an existing
-    ``folder`` is first renamed aside (``.<name>.old-<pid>``), the new one renamed into place and the old
-    one deleted, so readers see either the old or the new folder, never a mix. When the block raises,
-    the temporary folder is deleted and ``folder`` is left as it was.
-
-    Args:
-        folder: the destination folder; its parent is created if needed.
-        mode: permission bits given to the new folder before it is renamed into place, or None to keep
-            the ``0o700`` of :func:`tempfile.mkdtemp`.
-
-    Yields:
-        The temporary folder (a :class:`~pathlib.Path`) to fill.
-
-    Raises:
-        OSError: the parent folder cannot be created or written; anything the block raises is passed on.
-    """
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        yield work
-        if mode is not None:
-            os.chmod(work, mode)
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            os.replace(folder, old)
-        os.replace(work, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+    with atomic_path(path, mode=mode) as tmp:
+        write(str(tmp))
 
 
 def read_format_json(path: str | os.PathLike, fmt: str, version: int, error: type[Exception], *, invalid: str,

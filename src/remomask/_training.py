@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 import torch.distributed as dist
 
-from ._pretrained import atomic_write
+from .files import atomic_path, atomic_write_text
 
 __all__ = ["setup_distributed", "share_path", "wrap_ddp", "warmup_step_lr", "atomic_torch_save", "config_record",
            "restore_checkpoint", "open_run_folder", "validate_and_checkpoint", "close_run"]
@@ -97,18 +97,19 @@ def warmup_step_lr(lr: float, warmup: int, gamma: float, milestones: Sequence[in
     return lr * gamma ** sum(it >= m for m in milestones)
 
 
-def atomic_torch_save(obj, path: str | os.PathLike, *, mode: int | None = 0o644) -> None:
-    """:func:`torch.save` ``obj`` to ``path`` through a temporary file renamed into place (see
-    :func:`remomask._pretrained.atomic_write`): an interrupted save never leaves half a checkpoint.
+def atomic_torch_save(obj, path: str | os.PathLike, *, mode: int | None = None) -> None:
+    """:func:`torch.save` ``obj`` to ``path`` through :func:`remomask.files.atomic_path` (a temporary file
+    renamed into place): an interrupted save never leaves half a checkpoint.
 
     Args:
-        obj: what to save. path: the checkpoint file; its folder must exist.
-        mode: permission bits of the file, or None to keep ``0o600``.
+        obj: what to save. path: the checkpoint file (its folder is created if needed).
+        mode: permission bits of the file; None (default) = ``0o666 & ~umask``.
 
     Raises:
-        OSError: the folder is missing or not writable; pickling errors of ``obj``.
+        OSError: the folder is not writable; pickling errors of ``obj`` (no file is left).
     """
-    atomic_write(path, lambda tmp: torch.save(obj, tmp), mode=mode)
+    with atomic_path(path, mode=mode) as tmp:
+        torch.save(obj, tmp)
 
 
 def config_record(cfg) -> dict:
@@ -160,7 +161,7 @@ def open_run_folder(out: Path, cfg):
     from torch.utils.tensorboard import SummaryWriter
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1, default=list))
+    atomic_write_text(out / "train_config.json", json.dumps(dataclasses.asdict(cfg), indent=1, default=list))
     return SummaryWriter(str(out / "tb"))
 
 

@@ -32,7 +32,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from ..errors import InputFileError, MissingFileError, UsageError
 from .features import features_from_joints, mirror_joints
+from .mocap.bvh import MocapFormatError
 from .labels import ClipLabels, bandai_style_name, make_captions, mirror_label, mirror_text, pos_tag
 from .storage import atomic_path, load_joint_archive, save_joint_archive
 
@@ -87,7 +89,13 @@ class BuildConfig:
 
 @dataclass
 class SourceClip:
-    """One raw clip: its corpus, file name, labels, actor (HDM05) and payload bytes."""
+    """One raw clip: its corpus, file name, labels, actor (HDM05) and payload bytes.
+
+    ``origin`` says where the clip was read from, for error messages: ``<archive>:<member>``
+    (``bandai-namco-1.tar.xz:Bandai-Namco-Research-Motiondataset-1/data/dataset-1_walk_normal_001.bvh``)
+    or the file's path under the raw folder; ``asf_origin`` is the same for an HDM05 skeleton.
+    Both default to ``name``.
+    """
 
     source: str
     name: str
@@ -96,10 +104,24 @@ class SourceClip:
     asf: bytes | None = field(default=None, repr=False)
     actor: str | None = None
     source_split: str | None = None
+    origin: str | None = None
+    asf_origin: str | None = None
+
+    @property
+    def where(self) -> str:
+        """``origin`` or, without one, ``name``: how messages name this clip."""
+        return self.origin or self.name
 
 
 _BANDAI_RE = re.compile(r"dataset-(\d)_(.+)_([a-z-]+)_(\d+)\.bvh$")
 _HDM_RE = re.compile(r"HDM_([a-z]+)_(.+)_(\d+)_(\d+)\.amc$")
+
+
+def _origin(raw: Path, key: str, member: str) -> str:
+    """How messages name a member: ``<archive>:<member>``, or the unpacked file's path."""
+    if (raw / ARCHIVES[key]).is_file():
+        return f"{ARCHIVES[key]}:{member}"
+    return str(raw / member)
 
 
 def _open_members(raw: Path, key: str) -> Iterator[tuple[str, bytes]]:
@@ -114,8 +136,8 @@ def _open_members(raw: Path, key: str) -> Iterator[tuple[str, bytes]]:
                         if handle is not None:
                             yield member.name, handle.read()
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise ValueError(f"cannot read {archive}: {exc}; the archive is corrupt or truncated, "
-                             "restore it from shared/data/raw") from exc
+            raise InputFileError(f"cannot read {archive}: {exc}; the archive is corrupt or truncated, "
+                                 "restore it from shared/data/raw") from exc
         return
     folder = raw / UNPACKED[key]
     if folder.is_dir():
@@ -123,8 +145,8 @@ def _open_members(raw: Path, key: str) -> Iterator[tuple[str, bytes]]:
             if path.is_file():
                 yield str(path.relative_to(raw)), path.read_bytes()
         return
-    raise FileNotFoundError(f"missing raw archive {archive} (nor an unpacked {folder}); pass "
-                            "--raw pointing at shared/data/raw (see shared/data/SOURCES.md)")
+    raise MissingFileError(f"missing raw archive {archive} (nor an unpacked {folder}); pass "
+                           "--raw pointing at shared/data/raw (see shared/data/SOURCES.md)")
 
 
 def iter_raw_clips(raw: str | os.PathLike, limit: int | None = None,
@@ -136,12 +158,15 @@ def iter_raw_clips(raw: str | os.PathLike, limit: int | None = None,
     the class in ``HDM_<actor>_<class>_<k>_120.amc``.
 
     Raises:
-        FileNotFoundError: a missing archive. ValueError: a corrupt archive or inconsistent labels.
+        MissingFileError: a missing archive (a ``FileNotFoundError``).
+        InputFileError: a corrupt archive, an unreadable label file or labels that disagree (a
+            ``ValueError``; the message names the archive member).
+        UsageError: an unknown source key.
     """
     raw = Path(raw)
     sources = set(sources)
     if not sources <= set(ARCHIVES):
-        raise ValueError(f"unknown sources {sorted(sources - set(ARCHIVES))}; use {sorted(ARCHIVES)}")
+        raise UsageError(f"unknown sources {sorted(sources - set(ARCHIVES))}; use {sorted(ARCHIVES)}")
     clips: list[SourceClip] = []
     for key in [k for k in ("bandai1", "bandai2") if k in sources]:
         files = dict(_open_members(raw, key))
@@ -159,12 +184,20 @@ def iter_raw_clips(raw: str | os.PathLike, limit: int | None = None,
             _, content, style, _ = m.groups()
             meta_name = name[:-4] + ".json"
             if meta_name in files and cfg:
-                meta = json.loads(files[meta_name])
-                if (cfg["content"][meta["content"]] != content
-                        or bandai_style_name(cfg["style"][meta["style"]]) != bandai_style_name(style)):
-                    raise ValueError(f"{name}: file name labels disagree with {meta_name}")
+                try:
+                    meta = json.loads(files[meta_name])
+                    meta_content = cfg["content"][meta["content"]]
+                    meta_style = bandai_style_name(cfg["style"][meta["style"]])
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
+                    raise InputFileError(f"{_origin(raw, key, meta_name)}: not a label file "
+                                         f"{{\"content\": i, \"style\": j}} ({exc}); restore the "
+                                         "archive from shared/data/raw") from exc
+                if meta_content != content or meta_style != bandai_style_name(style):
+                    raise InputFileError(f"{_origin(raw, key, name)}: file name labels disagree with "
+                                         f"{meta_name}; restore the archive from shared/data/raw")
             labels = ClipLabels(key, content, bandai_style_name(style))
-            found.append(SourceClip(key, Path(name).name, labels, files[name]))
+            found.append(SourceClip(key, Path(name).name, labels, files[name],
+                                    origin=_origin(raw, key, name)))
         clips.extend(found[:limit] if limit else found)
     if "hdm05" not in sources:
         return clips
@@ -178,21 +211,52 @@ def iter_raw_clips(raw: str | os.PathLike, limit: int | None = None,
         actor, cls, _, _ = m.groups()
         asf = asfs.get(f"HDM_{actor}.asf")
         if asf is None:
-            raise ValueError(f"{name}: no HDM_{actor}.asf skeleton in the HDM05 archive")
+            raise InputFileError(f"{_origin(raw, 'hdm05', name)}: no HDM_{actor}.asf skeleton in the "
+                                 "HDM05 archive; restore the archive from shared/data/raw")
+        asf_member = next(n for n in files if Path(n).name == f"HDM_{actor}.asf")
         split = "test" if "/test/" in f"/{name}" else "train"
         found.append(SourceClip("hdm05", Path(name).name, ClipLabels("hdm05", cls, None),
-                                files[name], asf=asf, actor=actor, source_split=split))
+                                files[name], asf=asf, actor=actor, source_split=split,
+                                origin=_origin(raw, "hdm05", name),
+                                asf_origin=_origin(raw, "hdm05", asf_member)))
     clips.extend(found[:limit] if limit else found)
     return clips
 
 
+def _clip_error(where: str, exc: Exception, stage: str = "") -> MocapFormatError:
+    """One-line :class:`MocapFormatError` naming the clip (archive member), keeping ``exc``'s message.
+
+    A :class:`MocapFormatError` that already names the clip keeps its message (the mocap readers
+    name the file and the line); any other exception (a numerical failure, a RecursionError of a
+    pathological file) is prefixed with the clip and its type.
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, MocapFormatError):
+        return MocapFormatError(text if text.startswith(where) else f"{where}: {stage}{text}")
+    return MocapFormatError(f"{where}: {stage}{type(exc).__name__}: {text}; this clip cannot be "
+                            "imported: repair or remove it")
+
+
 def _import_clip(clip: SourceClip) -> np.ndarray:
-    """Worker: import one raw clip to (T, 22, 3) joints at 20 fps."""
+    """Worker: import one raw clip to (T, 22, 3) joints at 20 fps.
+
+    Raises:
+        MocapFormatError: any failure of this clip, as one line naming its archive member (and,
+            from the mocap readers, the line of the file).
+    """
     from .mocap import import_mocap
     from .mocap.asf_amc import parse_asf
 
-    asf = parse_asf(clip.asf, name=f"HDM_{clip.actor}.asf") if clip.asf is not None else None
-    return import_mocap(clip.payload, name=clip.name, asf=asf).joints
+    try:
+        asf = (parse_asf(clip.asf, name=clip.asf_origin or f"HDM_{clip.actor}.asf")
+               if clip.asf is not None else None)
+        return import_mocap(clip.payload, name=clip.where, asf=asf).joints
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every per-clip failure must name the clip
+        if isinstance(exc, MocapFormatError) and clip.asf_origin and str(exc).startswith(clip.asf_origin):
+            raise _clip_error(clip.where, exc, stage="skeleton ") from exc  # its ASF is broken
+        raise _clip_error(clip.where, exc) from exc
 
 
 def segment_bounds(num_frames: int) -> list[tuple[int, int]]:
@@ -278,8 +342,15 @@ def feature_statistics(features: list[np.ndarray], skeleton_joints: int = 22) ->
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def _features_task(joints: np.ndarray) -> np.ndarray:
-    return features_from_joints(joints)
+def _features_task(task: tuple[str, np.ndarray]) -> np.ndarray:
+    """Worker: features of one stored segment; a failure names the segment's clip and frames."""
+    where, joints = task
+    try:
+        return features_from_joints(joints)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - name the clip among thousands
+        raise _clip_error(where, exc, stage="features: ") from exc
 
 
 def build_embedded_dataset(cfg: BuildConfig, progress: bool = True) -> dict:
@@ -287,7 +358,10 @@ def build_embedded_dataset(cfg: BuildConfig, progress: bool = True) -> dict:
     written to ``<out>/stats.json``.
 
     Raises:
-        FileNotFoundError: missing raw archives. ValueError: corrupt archives or labels.
+        MissingFileError: missing raw archives. InputFileError: corrupt archives or labels.
+        MocapFormatError: a clip that cannot be imported or featurised: one line naming the clip as
+            ``<archive>:<member>`` (and the line of the file where the reader knows it), whatever
+            the underlying failure (malformed file, non-finite values, a pathological hierarchy).
     """
     from tqdm.auto import tqdm
 
@@ -297,6 +371,7 @@ def build_embedded_dataset(cfg: BuildConfig, progress: bool = True) -> dict:
         imported = list(tqdm(pool.map(_import_clip, clips, chunksize=8), total=len(clips),
                              desc="import mocap", disable=not progress))
     splits_by_clip = assign_splits(clips, cfg)
+    origins = {clip.name: clip.where for clip in clips}
 
     joints_by_id: dict[str, np.ndarray] = {}
     meta: dict[str, dict] = {}
@@ -332,7 +407,10 @@ def build_embedded_dataset(cfg: BuildConfig, progress: bool = True) -> dict:
     for sid in ids:
         if meta[sid]["split"] == "train":
             j = stored[sid.lstrip("M")]
-            train_joints.append(mirror_joints(j) if sid.startswith("M") else j)
+            m = meta[sid]
+            where = (f"{origins[m['clip']]} (segment {m['segment']}, frames {m['start_frame']}-"
+                     f"{m['end_frame']}{', mirrored' if m['mirrored'] else ''})")
+            train_joints.append((where, mirror_joints(j) if sid.startswith("M") else j))
     with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
         train_feats = list(tqdm(pool.map(_features_task, train_joints, chunksize=16),
                                 total=len(train_joints), desc="train features", disable=not progress))

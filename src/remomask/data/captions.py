@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
+
+from ..errors import InputFileError
+from ..files import atomic_write_text
 
 __all__ = [
     "Caption",
@@ -33,7 +35,7 @@ __all__ = [
 ]
 
 
-class CaptionFormatError(ValueError):
+class CaptionFormatError(InputFileError):
     """A caption line does not follow ``caption#word/POS ...#start#end``."""
 
 
@@ -209,7 +211,7 @@ def format_caption_line(
 
 
 def write_captions(path: str | os.PathLike, captions: Iterable[Caption]) -> None:
-    """Write captions to ``path``, one line each, atomically (temp file + ``os.replace``).
+    """Write captions to ``path``, one line each, atomically (:func:`remomask.files.atomic_write_text`).
 
     Raises:
         CaptionFormatError: a caption cannot be written in the release format (see
@@ -217,15 +219,7 @@ def write_captions(path: str | os.PathLike, captions: Iterable[Caption]) -> None
     """
     path = Path(path)
     lines = [format_caption_line(c.text, c.tokens, c.start, c.end) for c in captions]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("".join(line + "\n" for line in lines))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def evaluator_tokens(tokens: Sequence[str], max_text_len: int = 20) -> tuple[list[str], int]:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..constants import FRAMES_PER_TOKEN, MAX_FRAMES
 from .captions import evaluator_tokens
 from .layout import DatasetFormatError, DatasetNotFoundError, MotionLayout, MotionRecord
 from .normalization import check_stats, normalize
@@ -39,12 +40,12 @@ __all__ = [
     "crop_length",
 ]
 
-GENERATION_MAX_LENGTH = 196
-"""Padded length of generation samples, frames (spec 2.4)."""
+GENERATION_MAX_LENGTH = MAX_FRAMES
+"""Padded length of generation samples, frames (:data:`remomask.constants.MAX_FRAMES`)."""
 RETRIEVER_MAX_LENGTH = 224
 """Window / padded length of retriever samples, frames (spec 2.4 ``max_motion_length``)."""
-UNIT_LENGTH = 4
-"""Tokenizer downsampling factor: generation crops are multiples of it (spec 2.4)."""
+UNIT_LENGTH = FRAMES_PER_TOKEN
+"""Tokenizer downsampling factor: generation crops are multiples of it (:data:`remomask.constants.FRAMES_PER_TOKEN`)."""
 
 def _layout(source, split: str, **kwargs) -> MotionLayout:
     if isinstance(source, MotionLayout):

@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from ..errors import MissingFileError
 
 __all__ = ["EMBEDDED_DIR", "cache_dir", "resolve_dataset", "materialize", "DatasetNotFound"]
 
@@ -24,7 +25,7 @@ EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "assets" / "datasets" / 
 _COMPLETE = ".complete"
 
 
-class DatasetNotFound(FileNotFoundError):
+class DatasetNotFound(MissingFileError):
     """A dataset name or path that does not resolve to a dataset folder."""
 
 

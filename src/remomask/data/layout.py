@@ -30,6 +30,7 @@ import numpy as np
 
 from .captions import Caption, read_captions
 from .skeleton import HUMANML3D, KIT, Skeleton, get_skeleton
+from ..errors import RemomaskError
 
 __all__ = [
     "DatasetError",
@@ -48,7 +49,7 @@ _HINT = ("download HumanML3D (or KIT-ML) in its release layout, or build remomas
          "and pass its folder with --dataset PATH")
 
 
-class DatasetError(Exception):
+class DatasetError(RemomaskError):
     """A dataset folder cannot be used. Catch this for every loader failure."""
 
 

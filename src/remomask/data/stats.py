@@ -10,7 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..constants import FPS
+
 __all__ = ["dataset_stats"]
+
+KIT_FPS = 12.5
+"""Frame rate of KIT-ML (251-d features), the one dataset layout not at :data:`remomask.constants.FPS`."""
 
 
 def dataset_stats(name_or_path: str | os.PathLike | None = None) -> dict:
@@ -41,14 +46,14 @@ def dataset_stats(name_or_path: str | os.PathLike | None = None) -> dict:
                          "HumanML3D-layout folder?")
     ids = sorted({i for members in splits.values() for i in members})
     frames, captions = 0, 0
-    fps = 20.0
+    fps = FPS
     for i in ids:
         vec = root / "new_joint_vecs" / f"{i}.npy"
         if vec.is_file():
             arr = np.load(vec, mmap_mode="r")
             frames += arr.shape[0]
             if arr.shape[-1] == 251:
-                fps = 12.5
+                fps = KIT_FPS
         txt = root / "texts" / f"{i}.txt"
         if txt.is_file():
             captions += sum(1 for ln in txt.read_text().splitlines() if ln.strip())

@@ -1,4 +1,4 @@
-"""Compact joint archive of the embedded dataset, and atomic file writing.
+"""Compact joint archive of the embedded dataset (and :func:`atomic_path`, re-exported from :mod:`remomask.files`).
 
 The embedded dataset commits joint positions only (features are recomputed on load and cached,
 issue: "joints are enough"). 22 x 3 float32 per frame for ~330k frames would exceed the 60 MB
@@ -12,37 +12,17 @@ clip spanning 10 m the step is 0.15 mm (max error 0.08 mm), far below mocap nois
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import numpy as np
+
+from ..files import atomic_path  # re-exported: the package's atomic writer (remomask.files)
 
 __all__ = ["save_joint_archive", "load_joint_archive", "atomic_path", "quantize_joints"]
 
 _INT16_MAX = 32767
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
-
-    Nothing is left behind on error, so a crash never leaves half a file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix,
-                               dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def quantize_joints(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

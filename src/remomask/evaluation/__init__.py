@@ -9,9 +9,9 @@
 - :mod:`.protocol`: :func:`evaluate_t2m` with pluggable motion sources, tables and JSON.
 - :mod:`.baselines`: :class:`RealBaseline`, :class:`RetrievalBaseline` and :class:`RetrieverNearest` (the
   retrieval-only baseline's look-up with a trained retriever and its database).
-- :mod:`.commands`: the ``remomask train evaluator`` / ``remomask evaluate t2m`` click commands.
+The ``remomask train evaluator`` / ``remomask evaluate t2m`` commands live in :mod:`remomask.cli`.
 
-Names are imported lazily, so ``import remomask.evaluation.commands`` does not load torch.
+Names are imported lazily, so ``import remomask.evaluation`` does not load torch.
 """
 
 from __future__ import annotations

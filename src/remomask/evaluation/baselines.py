@@ -36,16 +36,18 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from ..bundled import DATABASE_DIR, RETRIEVER_DIR
+from ..errors import RemomaskError
 
 __all__ = ["RealBaseline", "RetrievalBaseline", "RetrieverNearest", "BaselineError", "source_clip",
            "DEFAULT_RETRIEVER_DIR"]
 
-DEFAULT_RETRIEVER_DIR = Path(__file__).resolve().parent.parent / "assets" / "models" / "retriever_cpu"
+DEFAULT_RETRIEVER_DIR = RETRIEVER_DIR  # the bundled pipeline's retriever; its database is DATABASE_DIR
 """The ``cpu``-preset retriever shipped in the package (it has no database folder: build one with
 ``remomask retriever build-db --model DIR``)."""
 
 
-class BaselineError(ValueError):
+class BaselineError(RemomaskError, ValueError):
     """A baseline cannot be built for this dataset or cannot answer a prompt."""
 
 
@@ -325,8 +327,9 @@ class RetrieverNearest:
     @classmethod
     def from_folders(cls, retriever: str | os.PathLike | None = None, database: str | os.PathLike | None = None,
                      *, device: str = "cpu", **kwargs) -> "RetrieverNearest":
-        """Load a retriever folder (None = :data:`DEFAULT_RETRIEVER_DIR`) and its database folder
-        (None = ``<retriever>/database``); ``kwargs`` go to the constructor.
+        """Load a retriever folder (None = :data:`DEFAULT_RETRIEVER_DIR`, the bundled model's) and its database
+        folder (None = the bundled database for the bundled retriever, else ``<retriever>/database``);
+        ``kwargs`` go to the constructor.
 
         Raises:
             BaselineError: the retriever cannot be loaded, or the database folder is missing (the message
@@ -336,8 +339,9 @@ class RetrieverNearest:
         from ..retrieval.database import DatabaseError, RetrievalDatabase
         from ..retrieval.model import PartRetriever, RetrieverLoadError
 
+        default_db = DATABASE_DIR if retriever is None else Path(retriever) / "database"
         retriever = Path(retriever) if retriever is not None else DEFAULT_RETRIEVER_DIR
-        folder = Path(database) if database is not None else retriever / "database"
+        folder = Path(database) if database is not None else default_db
         try:
             model = PartRetriever.from_pretrained(retriever, device=device)
         except RetrieverLoadError as exc:

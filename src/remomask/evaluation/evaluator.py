@@ -42,6 +42,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .._pretrained import atomic_write, cpu_state
+from ..bundled import EVALUATOR_DIR
+from ..errors import RemomaskError
 
 __all__ = [
     "EvaluatorConfig",
@@ -54,7 +56,7 @@ __all__ = [
     "load_evaluator",
 ]
 
-DEFAULT_EVALUATOR_DIR = Path(__file__).resolve().parent.parent / "assets" / "models" / "evaluator"
+DEFAULT_EVALUATOR_DIR = EVALUATOR_DIR
 """Folder of the evaluator shipped with the package (trained on the embedded dataset)."""
 
 CONFIG_NAME = "config.json"
@@ -62,7 +64,7 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 
 
-class EvaluatorError(RuntimeError):
+class EvaluatorError(RemomaskError, RuntimeError):
     """The evaluator cannot be built, loaded or used with the given input (the message gives the fix)."""
 
 

@@ -22,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 from scipy import linalg
+from ..errors import RemomaskError
 
 __all__ = [
     "MetricError",
@@ -48,7 +49,7 @@ MULTIMODALITY_PAIRS = 10
 """Random pairs per prompt averaged by :func:`multimodality` (spec 10.2)."""
 
 
-class MetricError(ValueError):
+class MetricError(RemomaskError, ValueError):
     """A metric cannot be computed from the given input (wrong shape, too few samples)."""
 
 

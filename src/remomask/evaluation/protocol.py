@@ -43,7 +43,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from itertools import islice
@@ -54,6 +53,9 @@ import numpy as np
 import torch
 
 from . import metrics as M
+from .mpjpe import mpjpe_mm
+from ..errors import RemomaskError
+from ..files import atomic_write_text
 
 _STATE_FORMAT = "remomask-evaluation-progress-v1"
 
@@ -67,6 +69,9 @@ __all__ = [
     "format_table",
     "results_to_json",
     "write_json",
+    "json_safe",
+    "resolve_evaluator",
+    "load_split_layout",
     "DEFAULT_SEED",
     "DEFAULT_REPEATS",
 ]
@@ -77,7 +82,7 @@ DEFAULT_REPEATS = 20
 """Full passes over the split (spec 10.2)."""
 
 
-class ProtocolError(ValueError):
+class ProtocolError(RemomaskError, ValueError):
     """The protocol cannot run with the given source, evaluator or data (the message gives the fix)."""
 
 
@@ -135,21 +140,30 @@ class T2MResult:
 
     def to_dict(self) -> dict:
         """JSON-ready dict; NaN becomes None."""
-        return _clean({"name": self.name, "split": self.split, "repeats": self.repeats, "seed": self.seed,
+        return json_safe({"name": self.name, "split": self.split, "repeats": self.repeats, "seed": self.seed,
                        "metrics": {k: {"mean": v["mean"], "ci95": v["ci95"]} for k, v in self.metrics.items()},
                        "reference": {k: {"mean": v["mean"], "ci95": v["ci95"]} for k, v in self.reference.items()},
                        "per_repeat": self.per_repeat, "info": self.info})
 
 
-def _clean(x):
+def json_safe(x):
+    """``x`` with every non-finite float as None and numpy scalars as Python numbers, recursively (dicts,
+    lists, tuples), ready for strict JSON (the results files of docs/design.md).
+
+    Args:
+        x: a JSON-like value (metric dicts, per-repeat lists).
+
+    Returns:
+        The cleaned copy (tuples become lists).
+    """
     if isinstance(x, float):
         return None if not math.isfinite(x) else x
     if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
+        return {k: json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
+        return [json_safe(v) for v in x]
     if isinstance(x, (np.floating, np.integer)):
-        return _clean(x.item())
+        return json_safe(x.item())
     return x
 
 
@@ -179,7 +193,19 @@ def _labels(batch: Mapping) -> list[dict]:
             for lab, key, mid in zip(batch["labels"], batch["key"], batch["motion_id"])]
 
 
-def _resolve_evaluator(evaluator):
+def resolve_evaluator(evaluator):
+    """The evaluator object the protocol scores with (arXiv 2508.02605, experiments: the T2M evaluator).
+
+    Args:
+        evaluator: None (the evaluator shipped with remomask), an evaluator folder, or an object with
+            ``text_embeddings`` and ``motion_embeddings`` methods (returned as it is).
+
+    Returns:
+        The evaluator.
+
+    Raises:
+        ProtocolError: an object without those methods. EvaluatorError: a folder that cannot be loaded.
+    """
     if evaluator is None or isinstance(evaluator, (str, os.PathLike)):
         from .evaluator import load_evaluator
 
@@ -191,13 +217,30 @@ def _resolve_evaluator(evaluator):
     return evaluator
 
 
-def _layout(dataset, split: str, layout):
+def load_split_layout(dataset, split: str, layout=None):
+    """The :class:`~remomask.data.layout.MotionLayout` of ``split`` with the protocol's filters (captioned
+    clips of 40-199 frames, arXiv 2508.02605 experiments / HumanML3D protocol), or ``layout`` when given.
+
+    Args:
+        dataset: ``"embedded"`` (None = the same) or a HumanML3D-layout folder. split: split name.
+        layout: a ready layout to use instead (returned as it is).
+
+    Returns:
+        The layout.
+
+    Raises:
+        DatasetError: the dataset or the split cannot be read.
+    """
     if layout is not None:
         return layout
     from ..data.embedded import resolve_dataset
     from ..data.layout import MotionLayout
 
     return MotionLayout(resolve_dataset(dataset, progress=False), split, progress=False)
+
+
+_layout = load_split_layout
+"""Former name of :func:`load_split_layout` (tests and benchmarks import it)."""
 
 
 def _loader_dataset(layout):
@@ -218,7 +261,7 @@ def _load_state(path: Path, key: dict) -> tuple[dict[str, list[float]], list]:
         raise ProtocolError(f"cannot read the partial evaluation {path} ({exc}); delete it to start over") from exc
     if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT or not isinstance(state.get("per"), dict):
         raise ProtocolError(f"{path} is not a remomask partial evaluation; delete it to start over")
-    if state.get("key") != _clean(key):
+    if state.get("key") != json_safe(key):
         raise ProtocolError(f"{path} holds a run with other settings ({state.get('key')}); delete it or write "
                             "the results to another --json file")
     seconds = state.get("seconds") if isinstance(state.get("seconds"), list) else []
@@ -226,11 +269,8 @@ def _load_state(path: Path, key: dict) -> tuple[dict[str, list[float]], list]:
 
 
 def _save_state(path: Path, key: dict, per: dict, seconds: list) -> None:
-    from .._pretrained import atomic_write
-
-    text = json.dumps({"format": _STATE_FORMAT, "key": _clean(key), "per": per, "seconds": seconds})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    state = {"format": _STATE_FORMAT, "key": json_safe(key), "per": per, "seconds": seconds}
+    atomic_write_text(path, json.dumps(state))
 
 
 def _in_requests(produce: Callable, batches, request_size: int | None):
@@ -407,8 +447,8 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
     """
     if repeats < 1:
         raise ProtocolError(f"repeats must be >= 1, got {repeats}")
-    evaluator = _resolve_evaluator(evaluator)
-    layout = _layout(dataset, split, layout)
+    evaluator = resolve_evaluator(evaluator)
+    layout = load_split_layout(dataset, split, layout)
     dim = layout.skeleton.feature_dim
     start = time.time()
 
@@ -453,18 +493,6 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
     return T2MResult(row, split, repeats, seed, metrics, reference, per, info)
 
 
-def _mpjpe_mm(gt: torch.Tensor, rec: torch.Tensor, lengths: torch.Tensor) -> float:
-    from ..data.features import joints_from_features
-
-    errs = []
-    for i, n in enumerate(lengths.tolist()):
-        a = joints_from_features(gt[i, :n].double().numpy())
-        b = joints_from_features(rec[i, :n].double().numpy())
-        a, b = a - a[:, :1], b - b[:, :1]  # pelvis-aligned
-        errs.append(np.linalg.norm(a - b, axis=-1).mean())
-    return float(np.mean(errs) * 1000.0)
-
-
 def evaluate_reconstruction(reconstruct: Callable, split: str = "test", repeats: int = DEFAULT_REPEATS,
                             seed: int = DEFAULT_SEED, *, dataset: str | os.PathLike = "embedded", evaluator=None,
                             layout=None, name: str = "reconstruction", batch_size: int = M.R_PRECISION_BATCH,
@@ -481,8 +509,8 @@ def evaluate_reconstruction(reconstruct: Callable, split: str = "test", repeats:
         aligning the pelvis, over the real frames), ``top1..3``, ``mm_dist``, ``diversity`` and label
         accuracies of the reconstructions.
     """
-    evaluator = _resolve_evaluator(evaluator)
-    layout = _layout(dataset, split, layout)
+    evaluator = resolve_evaluator(evaluator)
+    layout = load_split_layout(dataset, split, layout)
     dim = layout.skeleton.feature_dim
     start = time.time()
 
@@ -497,7 +525,7 @@ def evaluate_reconstruction(reconstruct: Callable, split: str = "test", repeats:
         return out
 
     def extra(batch, gen, gen_len):
-        return {"mpjpe_mm": _mpjpe_mm(batch["motion"], gen, gen_len)}
+        return {"mpjpe_mm": mpjpe_mm(batch["motion"], gen, gen_len)}
 
     per, samples, _, _ = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed,
                            batch_size=batch_size, progress=progress, desc=f"reconstruct {split}", extra=extra)
@@ -550,21 +578,10 @@ def format_table(results: Sequence[T2MResult], *, reference: bool = True) -> str
 
 def results_to_json(results: Sequence[T2MResult], **meta) -> dict:
     """``{"meta": {...}, "rows": [result dicts]}`` with every metric as ``{mean, ci95}`` (NaN -> null)."""
-    return _clean({"meta": dict(meta), "rows": [r.to_dict() for r in results]})
+    return json_safe({"meta": dict(meta), "rows": [r.to_dict() for r in results]})
 
 
 def write_json(path: str | os.PathLike, results: Sequence[T2MResult], **meta) -> Path:
-    """Write :func:`results_to_json` to ``path`` atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write :func:`results_to_json` to ``path`` atomically (:func:`remomask.files.atomic_write_text`)."""
     text = json.dumps(results_to_json(results, **meta), indent=1, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write_text(path, text)

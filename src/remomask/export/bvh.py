@@ -67,6 +67,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..data.skeleton import HUMANML3D, Skeleton, get_skeleton
+from ..errors import RemomaskError
 
 __all__ = [
     "BvhExportError",
@@ -82,7 +83,7 @@ _POSITIONS = ("auto", "root", "all")
 _AUTO_TOLERANCE_M = 1e-3  # positions="auto": a joint whose offset moves more than this gets position channels
 
 
-class BvhExportError(ValueError):
+class BvhExportError(RemomaskError, ValueError):
     """A motion (or an option) that cannot be exported as BVH; the message names the problem and the fix."""
 
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..constants import FRAMES_PER_TOKEN
 from .conditions import check_text
 from .config import LengthEstimatorConfig
 from .masking import LossOutput
@@ -19,8 +20,8 @@ from .pretrained import load_model, save_model
 __all__ = ["LengthEstimator", "UNIT_LENGTH"]
 
 FORMAT = "remomask-length-estimator"
-UNIT_LENGTH = 4
-"""Frames per token."""
+UNIT_LENGTH = FRAMES_PER_TOKEN
+"""Frames per token (:data:`remomask.constants.FRAMES_PER_TOKEN`)."""
 
 
 class LengthEstimator(nn.Module):

@@ -13,14 +13,11 @@ from pathlib import Path
 import torch
 
 from .._pretrained import atomic_write, cpu_state, load_safetensors, read_format_json, state_mismatch
+from ..errors import CheckpointError
 
 __all__ = ["CheckpointError", "VERSION", "save_model", "load_model", "read_meta"]
 
 VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A model folder is corrupt, of another kind or version, or does not match its config."""
 
 
 def save_model(model: torch.nn.Module, directory, fmt: str, *, card: dict | None = None) -> Path:

@@ -39,6 +39,7 @@ import torch
 import torch.distributed as dist
 
 from .. import _training
+from ..errors import TrainingError
 
 __all__ = [
     "KINDS",
@@ -54,10 +55,6 @@ __all__ = [
 
 KINDS = ("mask", "residual", "length")
 """Model kinds: masked transformer, residual transformer, length estimator."""
-
-
-class TrainingError(ValueError):
-    """A training run cannot start: a missing component, a checkpoint of another config, bad options."""
 
 
 @dataclass

@@ -5,18 +5,18 @@ H.264 in yuv420p so that browsers and ordinary players open it. ``.gif`` is writ
 every frame mapped (no dithering) onto one 255-colour palette taken from the first frame: about
 five times faster than a palette per frame, and right for stick figures, whose colours do not
 change. The file is first written next to its destination under a temporary name and then moved
-into place with ``os.replace``, so a reader never sees half a video (spec section 8 names the
-outputs; the atomic write is a project rule).
+into place (:func:`remomask.files.atomic_path`), so a reader never sees half a video.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from ..files import atomic_path
 
 __all__ = ["VIDEO_SUFFIXES", "check_video_path", "write_video"]
 
@@ -62,14 +62,11 @@ def write_video(frames: Iterable[np.ndarray], out_path: str | os.PathLike, fps: 
     path = check_video_path(out_path)
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part" + suffix,
-                                    dir=path.parent)
-    os.close(fd)
     count = 0
     shape = None
-    try:
+    with atomic_path(path, suffix=".part" + suffix) as tmp:
+        tmp_name = str(tmp)
         if suffix == ".mp4":
             writer = iio2.get_writer(tmp_name, format="FFMPEG", mode="I", fps=float(fps),
                                      codec="libx264", pixelformat="yuv420p", quality=7,
@@ -99,11 +96,6 @@ def write_video(frames: Iterable[np.ndarray], out_path: str | os.PathLike, fps: 
             raise
         finally:
             writer.close()
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
     return count
 
 

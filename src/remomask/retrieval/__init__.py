@@ -1,18 +1,20 @@
 """Part-level text-motion retriever with HBM learning, and the retrieval database (spec 4.1-4.7, 10.3).
 
-Public API (imported lazily, so ``remomask.retrieval.commands`` stays light)::
+Public API (imported lazily, so ``import remomask.retrieval`` stays light)::
 
     from remomask.retrieval import PartRetriever, RetrievalDatabase, build_database
 
-    model = PartRetriever.from_pretrained("runs/retriever_cpu/model")
-    db = RetrievalDatabase.load("runs/retriever_cpu/model/database", model=model)
+    from remomask.bundled import DATABASE_DIR, RETRIEVER_DIR
+
+    model = PartRetriever.from_pretrained(RETRIEVER_DIR)
+    db = RetrievalDatabase.load(DATABASE_DIR, model=model)
     res = db.search(model.encode_text(["a person waves"]), k=1, exclude=[["000441"]])
     res.motion_emb, res.text_emb   # (B, k, 512) each: the generator's re_motion / re_text
     res.hits[0][0].caption, res.hits[0][0].motion_id, res.scores
 
 Modules: ``config`` (RetrieverConfig, presets), ``encoders`` and ``model`` (PartRetriever), ``hbm``
 (HBMLoss, queues, filtering), ``train`` (train_retriever), ``encode`` (encode_split, build_database),
-``database`` (RetrievalDatabase), ``metrics`` and ``evaluate``, ``commands`` (click).
+``database`` (RetrievalDatabase), ``metrics`` and ``evaluate``. Commands: :mod:`remomask.cli`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from .._pretrained import atomic_write
+from ..files import atomic_write_text
 
 __all__ = ["RetrieverConfig", "PRESETS", "load_config"]
 
@@ -186,7 +186,7 @@ class RetrieverConfig:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write as JSON (atomically)."""
-        _atomic_text(Path(path), json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 def _with(cfg: RetrieverConfig, **overrides) -> RetrieverConfig:
@@ -197,14 +197,8 @@ def _with(cfg: RetrieverConfig, **overrides) -> RetrieverConfig:
     return replace(cfg, **overrides)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, readable by everyone (0644); the folder is created if needed.
-
-    Raises:
-        OSError: the folder cannot be created or written.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda p: Path(p).write_text(text))
+_atomic_text = atomic_write_text
+"""Former name of :func:`remomask.files.atomic_write_text` (still imported by the retriever's model and CLI)."""
 
 
 PRESETS: dict[str, RetrieverConfig] = {

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from .._pretrained import read_format_json, replaced_folder
+from ..errors import RemomaskError
 
 __all__ = ["DatabaseError", "RetrievalHit", "RetrievalResult", "RetrievalDatabase", "INDEX_KINDS", "mirror_base"]
 
@@ -47,7 +48,7 @@ INDEX_KINDS = ("flat", "ivf", "hnsw")
 _REBUILD = "rebuild it with `remomask retriever build-db --model MODEL_DIR`"
 
 
-class DatabaseError(ValueError):
+class DatabaseError(RemomaskError, ValueError):
     """A database folder is missing, corrupt, or does not belong to the model it is used with."""
 
 

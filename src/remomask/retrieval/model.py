@@ -26,6 +26,7 @@ from torch import nn
 from .._pretrained import atomic_write, cpu_state
 from .config import RetrieverConfig, _atomic_text
 from .encoders import PartMotionEncoder, ProjectionHead, TextTransformer
+from ..errors import RemomaskError
 
 __all__ = ["TEXT_DIMS", "RetrieverOutput", "PartRetriever", "RetrieverLoadError"]
 
@@ -33,7 +34,7 @@ TEXT_DIMS = {"minilm": 384, "clip": 512}
 """Token-feature width of each frozen text encoder."""
 
 
-class RetrieverLoadError(RuntimeError):
+class RetrieverLoadError(RemomaskError, RuntimeError):
     """A model folder is missing, incomplete or inconsistent."""
 
 

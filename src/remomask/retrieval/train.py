@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import os
 import random
@@ -27,40 +28,33 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .._training import atomic_torch_save
-from .config import RetrieverConfig, _atomic_text
+from .._training import atomic_torch_save, setup_distributed
+from .config import RetrieverConfig
 from .encode import encode_split, load_records
 from .evaluate import rsum
 from .hbm import BatchMeta, HBMLoss, direction_code, momentum_update
 from .metrics import retrieval_metrics
 from .model import PartRetriever, model_card
+from ..errors import TrainingError
+from ..files import atomic_write_text
 
 __all__ = ["train_retriever", "train_step", "TrainingError"]
 
 CHECKPOINT = "checkpoint.pt"
 
+logger = logging.getLogger(__name__)
 
-class TrainingError(RuntimeError):
-    """Training cannot start or resume (bad checkpoint, config mismatch, too little data)."""
+
+def _report(message: str) -> None:
+    """A progress line of rank 0: to this module's logger (INFO) and to stdout through ``tqdm.write``,
+    which keeps the progress bar intact (the tokenizer and generation trainers report with ``bar.write``)."""
+    from tqdm.auto import tqdm
+
+    logger.info(message)
+    tqdm.write(message)
 
 
 # -- distributed helpers -------------------------------------------------------------------------------
-def _setup_distributed() -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
-    else:
-        device = torch.device("cpu")
-    return rank, world, device
-
-
 def _barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
@@ -206,7 +200,7 @@ def train_retriever(config: RetrieverConfig, out_dir: str | os.PathLike, *, resu
 
     c = config
     out = Path(out_dir)
-    rank, world, device = _setup_distributed()
+    rank, world, device = setup_distributed("cuda" if torch.cuda.is_available() else "cpu")
     main = rank == 0
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -262,7 +256,7 @@ def train_retriever(config: RetrieverConfig, out_dir: str | os.PathLike, *, resu
         epoch, step_in_epoch, global_step = ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]
         best, history = ckpt["best"], json.loads(ckpt["history"])
         if main:
-            print(f"resumed from {ckpt_path}: epoch {epoch}, step {global_step}")
+            _report(f"resumed from {ckpt_path}: epoch {epoch}, step {global_step}")
 
     ddp = model
     if world > 1:
@@ -273,12 +267,9 @@ def train_retriever(config: RetrieverConfig, out_dir: str | os.PathLike, *, resu
 
     writer = None
     if main:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter
 
-            writer = SummaryWriter(str(out / "tb"))
-        except ImportError:
-            print("tensorboard is not installed; logging to history.json only (`pip install tensorboard`)")
+        writer = SummaryWriter(str(out / "tb"))
         c.save(out / "config.json")
 
     def checkpoint(next_epoch: int, next_step: int) -> None:
@@ -306,7 +297,7 @@ def train_retriever(config: RetrieverConfig, out_dir: str | os.PathLike, *, resu
                         writer.add_scalar(f"val/{d}_{k}", v, global_step)
                 writer.add_scalar("val/rsum", metrics["rsum"], global_step)
                 writer.add_scalar("train/samples_per_s", entry["samples_per_s"], global_step)
-            print(f"epoch {ep + 1}: val t2m R@1 {metrics['t2m']['R@1']:.2f} R@5 {metrics['t2m']['R@5']:.2f} "
+            _report(f"epoch {ep + 1}: val t2m R@1 {metrics['t2m']['R@1']:.2f} R@5 {metrics['t2m']['R@5']:.2f} "
                   f"m2t R@1 {metrics['m2t']['R@1']:.2f} rsum {metrics['rsum']:.1f} "
                   f"({entry['samples_per_s']:.1f} samples/s)")
             if score > best:
@@ -315,7 +306,7 @@ def train_retriever(config: RetrieverConfig, out_dir: str | os.PathLike, *, resu
                 training = {"epoch": ep + 1, "steps": global_step, "processes": world,
                             "global batch": c.batch_size * world, "device": device.type}
                 model.save_pretrained(out / "model", card=model_card(model, training=training, metrics=card_metrics))
-            _atomic_text(out / "history.json", json.dumps(history, indent=2) + "\n")
+            atomic_write_text(out / "history.json", json.dumps(history, indent=2) + "\n")
         _barrier()
 
     stop = False

@@ -14,11 +14,12 @@ from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
+from ..errors import RemomaskError
 
 __all__ = ["TextFeatures", "TextEncoder", "TextEncoderError", "caption_key"]
 
 
-class TextEncoderError(RuntimeError):
+class TextEncoderError(RemomaskError, RuntimeError):
     """A text encoder cannot be loaded (missing package or weights file) or used (bad input)."""
 
 

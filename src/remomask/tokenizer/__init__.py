@@ -1,6 +1,6 @@
 """Tokenizer stage: the 2D residual VQ-VAE that turns motion into token grids (spec 3).
 
-Public API (imported lazily, so that ``remomask.tokenizer.commands`` loads without torch):
+Public API (imported lazily, so that ``import remomask.tokenizer`` loads without torch):
 
 - :func:`to_grid` / :func:`from_grid` / :func:`grid_layout`: (B, T, D) features <-> (B, T, J', 12) grid
   (spec 3.1).

@@ -7,7 +7,7 @@ with the joints recovered from the ground-truth features.
 Metrics (JSON-ready dict from :func:`evaluate_model`):
 
 - ``mpjpe_mm``: {q: MPJPE}, millimetres, after pelvis alignment (joint 0 subtracted per frame), mean over
-  all J joints and all real frames of the split (frame-weighted).
+  all J joints and all real frames of the split (frame-weighted; :func:`remomask.evaluation.mpjpe.per_frame_error`).
 - ``root_error_5s_m``: metres; the distance between reconstructed and true root positions at frame
   100 (5 s at 20 fps), mean over clips of at least 100 frames (full depth). The trajectory is integrated
   from velocities, so this measures drift. ``root_ade_5s_m``: the same averaged over frames 0..99.
@@ -69,6 +69,7 @@ def evaluate_model(model, records: Sequence, *, depths: Sequence[int] | None = N
     from tqdm.auto import tqdm
 
     from ..data.features import joints_from_features
+    from ..evaluation.mpjpe import per_frame_error
 
     if not records:
         raise ValueError("no clips to evaluate")
@@ -101,14 +102,12 @@ def evaluate_model(model, records: Sequence, *, depths: Sequence[int] | None = N
                 hist1d[layer] += torch.bincount(ids[:, :, cols, layer][valid_ids[:, :, cols]].cpu(),
                                                 minlength=hist1d.shape[1])
         gt_joints = joints_from_features(raw.double())                         # (B, T, J, 3)
-        gt_local = gt_joints - gt_joints[:, :, :1]
         real = (torch.arange(t_max, device=device)[None, :] < lengths[:, None])  # (B, T)
         for q in depths:
             rec = model.denormalize(model.decode(ids, num_layers=q)[:, :t_max]).double()
             rec = rec * real[..., None]
             joints = joints_from_features(rec)
-            local = joints - joints[:, :, :1]
-            per_frame = (local - gt_local).norm(dim=-1).mean(-1)               # (B, T) metres
+            per_frame = per_frame_error(gt_joints, joints)                     # (B, T) metres
             err[q] += float((per_frame * real).sum())
             if q == full:
                 foot = slice(model.config.feature_dim - 4, model.config.feature_dim)
@@ -221,13 +220,14 @@ def reconstruction_fid(model, *, dataset: str = "embedded", split: str = "test",
         ProtocolError: a split with fewer than 32 usable samples. EvaluatorError / DatasetError: the
         evaluator or the data (e.g. a split without captions) cannot be loaded.
     """
-    from ..evaluation.protocol import DEFAULT_SEED, _clean, _layout, _resolve_evaluator, evaluate_reconstruction
+    from ..evaluation.protocol import (DEFAULT_SEED, evaluate_reconstruction, json_safe, load_split_layout,
+                                       resolve_evaluator)
 
     if repeats < 1:
         raise ValueError(f"FID repeats must be >= 1, got {repeats}")
     seed = DEFAULT_SEED if seed is None else int(seed)
-    layout = _layout(dataset, split, layout)  # the data first: its errors are the cheap ones
-    evaluator = _resolve_evaluator(evaluator)
+    layout = load_split_layout(dataset, split, layout)  # the data first: its errors are the cheap ones
+    evaluator = resolve_evaluator(evaluator)
     want = getattr(getattr(evaluator, "config", None), "feature_dim", None)
     if want is not None and want != model.config.feature_dim:
         raise ValueError(f"the evaluator scores {want}-d features but the tokenizer makes "
@@ -235,9 +235,9 @@ def reconstruction_fid(model, *, dataset: str = "embedded", split: str = "test",
     res = evaluate_reconstruction(make_reconstructor(model), split, repeats, seed, dataset=dataset,
                                   evaluator=evaluator, layout=layout, name="reconstruction", progress=progress)
     pick = lambda stats: {k: {"mean": v["mean"], "ci95": v["ci95"]} for k, v in stats.items()}  # noqa: E731
-    return _clean({**pick(res.metrics), "reference": pick(res.reference), "split": split, "repeats": repeats,
-            "seed": seed, "samples_per_repeat": res.info["samples_per_repeat"],
-            "evaluator": res.info["evaluator"], "seconds": res.info["seconds"]})
+    return json_safe({**pick(res.metrics), "reference": pick(res.reference), "split": split, "repeats": repeats,
+                      "seed": seed, "samples_per_repeat": res.info["samples_per_repeat"],
+                      "evaluator": res.info["evaluator"], "seconds": res.info["seconds"]})
 
 
 def evaluate_tokenizer(model_dir, *, dataset: str = "embedded", split: str = "test", batch_size: int = 32,

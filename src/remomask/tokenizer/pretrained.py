@@ -19,6 +19,7 @@ import numpy as np
 
 from .._pretrained import atomic_write, cpu_state, load_safetensors, read_format_json, state_mismatch
 from .config import TokenizerConfig
+from ..errors import CheckpointError
 
 __all__ = ["FORMAT", "VERSION", "CheckpointError", "save_pretrained", "load_pretrained", "model_card"]
 
@@ -35,10 +36,6 @@ NORMALISATION_NOTE = (
     "be de-normalised with them (`model.denormalize`) before joints are recovered or before an evaluator "
     "that uses its own statistics sees it; VQ-space motion is never fed to an evaluator unchanged."
 )
-
-
-class CheckpointError(ValueError):
-    """A tokenizer folder is missing files, corrupt, or does not match its config."""
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:

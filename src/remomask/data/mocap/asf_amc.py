@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .bvh import MocapFormatError, SkeletonMotion, Source, quat_from_euler, quat_multiply, read_text
+from .bvh import (MAX_BVH_ANGLE, MAX_BVH_POSITION, MocapFormatError, SkeletonMotion, Source,
+                  quat_from_euler, quat_multiply, read_text)
 
 __all__ = [
     "AsfBone",
@@ -169,6 +170,12 @@ def parse_asf(source: Source, name: str | None = None) -> AsfSkeleton:
             raise _fail(name, bone_line, f"bone {bname!r}: direction/length/axis are not numbers",
                         fix) from None
         axis_order = axis_tokens[3].upper() if len(axis_tokens) > 3 else "XYZ"
+        angle_bound = MAX_BVH_ANGLE if degrees else np.deg2rad(MAX_BVH_ANGLE)
+        if not (abs(length) <= MAX_BVH_POSITION and np.all(np.abs(direction) <= MAX_BVH_POSITION)
+                and np.all(np.abs(axis) <= angle_bound)):
+            raise _fail(name, bone_line, f"bone {bname!r}: direction {direction}, length {length:g} or "
+                        f"axis {axis} is not finite or beyond +-{MAX_BVH_POSITION:g} units / "
+                        f"+-{angle_bound:g} angle units", fix)
         norm = np.linalg.norm(direction)
         if direction.shape != (3,) or not norm > 0 or sorted(axis_order) != ["X", "Y", "Z"]:
             raise _fail(name, bone_line, f"bone {bname!r}: bad direction {direction} or axis order "
@@ -201,8 +208,9 @@ def parse_asf(source: Source, name: str | None = None) -> AsfSkeleton:
                     length_unit = float(tokens[1])
                 except (ValueError, IndexError):
                     raise _fail(name, number, "':units length' needs a number", fix) from None
-                if not length_unit > 0:
-                    raise _fail(name, number, f"length unit {length_unit} must be positive", fix)
+                if not 1e-6 < length_unit < 1e6:  # also NaN and inf
+                    raise _fail(name, number, f"length unit {length_unit} must be a positive number "
+                                "(1e-6 to 1e6)", fix)
             elif head == "angle":
                 degrees = tokens[1:2] != ["rad"]
         elif section == "root":
@@ -253,6 +261,9 @@ def parse_asf(source: Source, name: str | None = None) -> AsfSkeleton:
         orientation = np.array([float(v) for v in root.get("orientation", ["0", "0", "0"])[:3]])
     except ValueError:
         raise MocapFormatError(f"{name}: ':root' position/orientation are not numbers; {fix}") from None
+    if not np.all(np.abs(position) <= MAX_BVH_POSITION):
+        raise MocapFormatError(f"{name}: ':root position' {position} is not finite or beyond "
+                               f"+-{MAX_BVH_POSITION:g} units; {fix}")
     if np.any(np.abs(orientation) > 1e-9):
         # CMU and HDM05 write 0 0 0; a rest orientation would need a convention we cannot test.
         raise MocapFormatError(f"{name}: non-zero ':root orientation' {orientation} is not supported; "
@@ -323,6 +334,8 @@ def parse_amc(source: Source, skeleton: AsfSkeleton, name: str | None = None,
     num_frames = len(frame_numbers)
     values: dict[str, np.ndarray] = {}
     root = np.zeros((num_frames, 6))
+    # Values beyond these are corrupt numbers, not poses (same bounds as the BVH reader).
+    angle_bound = MAX_BVH_ANGLE if skeleton.degrees else float(np.deg2rad(MAX_BVH_ANGLE))
     for slot, bone_name in enumerate(slots, start=1):
         column = body[slot::block][::frame_step]
         count = len(skeleton.root_order) if bone_name == "root" else len(skeleton.bones[bone_name].dofs)
@@ -350,6 +363,20 @@ def parse_amc(source: Source, skeleton: AsfSkeleton, name: str | None = None,
                                 f"layout of frame 1), found {line.strip()[:60]!r}",
                                 "use the ASF that belongs to this AMC, or repair the file")
         parsed = parsed.reshape(num_frames, count)
+        columns = skeleton.root_order if bone_name == "root" else skeleton.bones[bone_name].dofs
+        bounds = np.array([MAX_BVH_POSITION if c.upper().startswith("T") else angle_bound
+                           for c in columns])
+        bad = ~(np.abs(parsed) <= bounds)  # NaN compares False: caught too
+        if bad.any():
+            k, col = (int(v) for v in np.argwhere(bad)[0])
+            value = parsed[k, col]
+            unit = "units" if columns[col].upper().startswith("T") else ("degrees" if skeleton.degrees
+                                                                           else "radians")
+            what = ("not a finite number" if not np.isfinite(value)
+                    else f"beyond the accepted +-{bounds[col]:g} {unit}")
+            line_no = start + (k * frame_step) * block + slot + 1
+            raise _fail(name, line_no, f"frame {frame_numbers[k]}, {bone_name} {columns[col]} is "
+                        f"{value:g}, {what}", "the file is corrupt: repair or re-export it")
         if bone_name == "root":
             root = parsed
         else:

@@ -44,8 +44,13 @@ from typing import IO, Union
 
 import numpy as np
 from scipy.spatial.transform import Rotation
+from ...errors import InputFileError
 
 __all__ = [
+    "MAX_BVH_DEPTH",
+    "MAX_BVH_JOINTS",
+    "MAX_BVH_POSITION",
+    "MAX_BVH_ANGLE",
     "MocapFormatError",
     "SkeletonMotion",
     "BvhJoint",
@@ -62,7 +67,7 @@ __all__ = [
 Source = Union[str, os.PathLike, bytes, bytearray, IO[str], IO[bytes]]
 
 
-class MocapFormatError(ValueError):
+class MocapFormatError(InputFileError):
     """A mocap file that cannot be read: the message names the file, the line and the fix."""
 
 
@@ -316,6 +321,18 @@ class BvhFile:
         return tuple(j.name for j in self.joints)
 
 
+MAX_BVH_DEPTH = 128
+"""Deepest joint nesting accepted (ROOT is depth 1). Real rigs are 5-30 deep (a CMU arm chain with
+fingers is about 12); a deeper file is broken (unbalanced braces) or hostile."""
+MAX_BVH_JOINTS = 2048
+"""Most joints accepted, End Sites included (CMU: 38, Bandai-Namco: 27, full facial rigs: a few hundred)."""
+MAX_BVH_POSITION = 1e5
+"""Largest accepted |value| of an OFFSET or position channel, in file units (1 km in centimetres;
+a capture volume is tens of metres): a larger one is a corrupt number, not a pose."""
+MAX_BVH_ANGLE = 1e5
+"""Largest accepted |value| of a rotation channel, in degrees (about 280 turns: exporters may
+unwrap Euler angles past 360, but not this far); a larger one is a corrupt number."""
+
 _CHANNELS = {"Xposition", "Yposition", "Zposition", "Xrotation", "Yrotation", "Zrotation"}
 _MOTION_RE = re.compile(r"^[ \t]*MOTION[ \t]*\r?$", re.MULTILINE)
 
@@ -337,12 +354,53 @@ def parse_bvh(source: Source, name: str | None = None) -> BvhFile:
     first_motion_line = len(header_lines) + 1
     frame_count, frame_time, data_line, data = _parse_motion_header(
         text[match.end():], first_motion_line, name)
+    if frame_count == 0:
+        raise MocapFormatError(f"{name}: line {first_motion_line + 1}: 'Frames: 0': the file holds "
+                               "no motion; export at least one frame")
     num_channels = sum(len(j.channels) for j in joints)
     motion = _parse_motion_values(data, frame_count, num_channels, data_line, name)
+    _check_motion_values(motion, joints, data, data_line, name)
     return BvhFile(name, tuple(joints), frame_time, motion)
 
 
+def _check_motion_values(motion: np.ndarray, joints: list[BvhJoint], data: str, first_line: int,
+                         name: str) -> None:
+    """Reject NaN / inf and absurd channel values, naming the line, frame, joint and channel.
+
+    Bounds: :data:`MAX_BVH_POSITION` file units for position channels, :data:`MAX_BVH_ANGLE`
+    degrees for rotation channels.
+    """
+    if motion.size == 0:
+        return
+    bounds = np.array([MAX_BVH_POSITION if c.endswith("position") else MAX_BVH_ANGLE
+                       for j in joints for c in j.channels])
+    bad = ~(np.abs(motion) <= bounds)  # NaN compares False: caught too
+    if not bad.any():
+        return
+    frame, column = (int(v) for v in np.argwhere(bad)[0])
+    owner = [(j.name, c) for j in joints for c in j.channels][column]
+    value = motion[frame, column]
+    # Line of the value: count the values of each data line until reaching it.
+    flat, seen, line_no = frame * motion.shape[1] + column, 0, first_line
+    for offset, line in enumerate(data.splitlines()):
+        seen += len(line.split())
+        if seen > flat:
+            line_no = first_line + offset
+            break
+    unit = "units" if owner[1].endswith("position") else "degrees"
+    what = ("not a finite number" if not np.isfinite(value)
+            else f"beyond the accepted +-{bounds[column]:g} {unit}")
+    raise MocapFormatError(f"{name}: line {line_no}: frame {frame}, joint {owner[0]} {owner[1]} is "
+                           f"{value:g}, {what}; the file is corrupt: repair or re-export it")
+
+
 def _parse_hierarchy(lines: list[str], name: str) -> list[BvhJoint]:
+    """Parse the HIERARCHY tokens into joints, parents first.
+
+    Iterative (an explicit stack of open joints), so a deep or hostile file cannot exhaust
+    Python's recursion limit; a nesting deeper than :data:`MAX_BVH_DEPTH` or more than
+    :data:`MAX_BVH_JOINTS` joints is rejected with the line of the offending joint.
+    """
     tokens: list[tuple[str, int]] = []
     for number, line in enumerate(lines, start=1):
         tokens.extend((tok, number) for tok in line.split())
@@ -371,12 +429,24 @@ def _parse_hierarchy(lines: list[str], name: str) -> list[BvhJoint]:
         for _ in range(count):
             tok = take()
             try:
-                values.append(float(tok))
+                value = float(tok)
             except ValueError:
                 raise fail(f"{what}: {tok!r} is not a number", pos - 1) from None
+            if not abs(value) <= MAX_BVH_POSITION:  # also NaN and inf
+                raise fail(f"{what}: {tok!r} is not a finite length of at most {MAX_BVH_POSITION:g} "
+                           "units", pos - 1)
+            values.append(value)
         return tuple(values)
 
-    def joint(parent: int, keyword: str) -> None:
+    def add_joint(parent: int, keyword: str, depth: int) -> int | None:
+        """Read one joint's header (and a whole End Site); return its index if it has a body."""
+        at = pos - 1  # the JOINT / ROOT / End keyword
+        if len(joints) >= MAX_BVH_JOINTS:
+            raise fail(f"more than {MAX_BVH_JOINTS} joints (End Sites included); this is not a "
+                       "character skeleton", at)
+        if depth > MAX_BVH_DEPTH:
+            raise fail(f"joints nested more than {MAX_BVH_DEPTH} deep; this is not a character "
+                       "skeleton (missing '}' braces?)", at)
         if keyword == "End":
             take("Site")
             take("{")
@@ -384,7 +454,7 @@ def _parse_hierarchy(lines: list[str], name: str) -> list[BvhJoint]:
             offset = take_floats(3, "End Site OFFSET")
             take("}")
             joints.append(BvhJoint(f"{joints[parent].name}_End", parent, offset, ()))
-            return
+            return None
         joint_name = take()
         take("{")
         take("OFFSET")
@@ -393,31 +463,34 @@ def _parse_hierarchy(lines: list[str], name: str) -> list[BvhJoint]:
         if pos < len(tokens) and tokens[pos][0] == "CHANNELS":
             take()
             count_tok = take()
-            if not count_tok.isdigit():
-                raise fail(f"CHANNELS of {joint_name}: count {count_tok!r} is not an integer", pos - 1)
+            if not count_tok.isdigit() or int(count_tok) > 6:
+                raise fail(f"CHANNELS of {joint_name}: count {count_tok!r} is not an integer "
+                           "from 0 to 6", pos - 1)
             channels = tuple(take() for _ in range(int(count_tok)))
             bad = [c for c in channels if c not in _CHANNELS]
             if bad:
                 raise fail(f"CHANNELS of {joint_name}: unknown channel(s) {bad} (count "
                            f"{count_tok} may not match the names listed)", pos - 1)
-        index = len(joints)
         joints.append(BvhJoint(joint_name, parent, offset, channels))
-        while True:
+        return len(joints) - 1
+
+    while pos < len(tokens):  # one pass per ROOT (rarely more than one)
+        take("ROOT")
+        root = add_joint(-1, "ROOT", 1)
+        open_joints: list[int] = [root]  # the stack of joints whose '}' is still to come
+        while open_joints:
+            current = open_joints[-1]
             if pos >= len(tokens):
-                raise fail(f"joint {joint_name} is not closed with '}}'", pos)
+                raise fail(f"joint {joints[current].name} is not closed with '}}'", pos)
             tok = take()
             if tok == "}":
-                return
-            if tok in ("JOINT", "End"):
-                joint(index, tok)
+                open_joints.pop()
+            elif tok in ("JOINT", "End"):
+                child = add_joint(current, tok, len(open_joints) + 1)
+                if child is not None:
+                    open_joints.append(child)
             else:
-                raise fail(f"unexpected {tok!r} inside joint {joint_name}", pos - 1)
-
-    take("ROOT")
-    joint(-1, "ROOT")
-    while pos < len(tokens):  # rare: several ROOTs
-        take("ROOT")
-        joint(-1, "ROOT")
+                raise fail(f"unexpected {tok!r} inside joint {joints[current].name}", pos - 1)
     return joints
 
 
@@ -439,9 +512,9 @@ def _parse_motion_header(rest: str, motion_line: int, name: str) -> tuple[int, f
         frame_time = float(time_line[2])
     except ValueError:
         frame_time = -1.0
-    if not frame_time > 0:
+    if not 0 < frame_time < 3600:  # also NaN and inf
         raise MocapFormatError(f"{name}: line {motion_line + 2}: frame time {time_line[2]!r} must be "
-                               "a positive number of seconds")
+                               "a positive number of seconds (under an hour)")
     return int(frames_line[1]), frame_time, motion_line + 3, lines[3] if len(lines) > 3 else ""
 
 

@@ -43,7 +43,8 @@ class MocapImport:
     Attributes:
         joints: (T, 22, 3) float32 world positions in metres, Y-up, HumanML3D joint order.
         fps: frame rate of ``joints`` (20.0 by default).
-        source: ``"bandai"``, ``"cmu_bvh"`` or ``"cmu_asf"``.
+        source: ``"bandai"``, ``"cmu_bvh"``, ``"cmu_asf"`` or ``"humanml3d"`` (a BVH written by
+            ``remomask export bvh``).
         name: file name (without folders).
         source_fps: frame rate of the file.
         source_frames: number of frames of the file used (a CMU BVH's leading rest pose, when
@@ -126,7 +127,8 @@ def import_mocap(path: Source, *, source: str | None = None,
     Args:
         path: a ``.bvh`` / ``.amc`` path, or the file's bytes or an open file object (e.g. a member
             of a tar archive; give ``name`` so the format and messages are right).
-        source: ``"bandai"``, ``"cmu_bvh"`` or ``"cmu_asf"``; detected from the joint names when
+        source: ``"bandai"``, ``"cmu_bvh"``, ``"cmu_asf"`` or ``"humanml3d"`` (remomask's own BVH
+            export, unit inferred from its rest leg); detected from the joint names when
             ``None`` (every AMC is ``"cmu_asf"``, which also serves HDM05).
         asf: for an AMC: its ASF (path, bytes, file object or a parsed :class:`AsfSkeleton`, which
             lets a builder parse each actor's skeleton once). Default: :func:`find_asf`.
@@ -152,12 +154,14 @@ def import_mocap(path: Source, *, source: str | None = None,
             if source is None:
                 raise MocapFormatError(
                     f"{label}: unknown BVH skeleton (joints {list(motion.names[:8])}...); no joint "
-                    "table matches it: pass source='bandai' or 'cmu_bvh' if it is one of those, or "
-                    "add a JointMap in remomask/data/mocap/mapping.py")
+                    "table matches it: pass source='bandai', 'cmu_bvh' or 'humanml3d' if it is one "
+                    "of those, or add a JointMap in remomask/data/mocap/mapping.py")
         if source == "cmu_bvh" and _has_rest_frame(bvh):
             motion = motion.select_frames(slice(1, None))
         file_frames = motion.num_frames
         metres = get_mapping(source, label).metres_per_unit
+        if metres is None and source == "humanml3d":
+            metres = _rest_leg_unit(bvh, label)
     else:
         skeleton = _load_asf(asf, path, label)
         file_fps = fps if fps is not None else amc_frame_rate(label)
@@ -181,6 +185,21 @@ def _read_bvh(text: str, label: str) -> tuple[BvhFile, SkeletonMotion, float]:
     bvh = parse_bvh(io.StringIO(text), name=label)
     file_fps = _snap_fps(bvh.fps)
     return bvh, dataclasses.replace(bvh_motion(bvh), fps=file_fps), file_fps
+
+
+def _rest_leg_unit(bvh: BvhFile, label: str) -> float:
+    """Metres per unit of a HumanML3D-skeleton BVH (``remomask export bvh``), from its rest leg.
+
+    The exporter writes centimetres by default (``--scale 100``) or metres (``--scale 1``); the
+    rest hip -> knee -> ankle length of an adult is 0.6-1.0 m, so the unit is the power of ten
+    that brings it nearest to 0.8 m (1 for metres, 0.01 for centimetres, 0.001 for millimetres).
+    """
+    offsets = {j.name: np.asarray(j.offset, dtype=np.float64) for j in bvh.joints}
+    leg = sum(float(np.linalg.norm(offsets.get(n, np.zeros(3)))) for n in ("left_knee", "left_ankle"))
+    if not leg > 0:
+        raise MocapFormatError(f"{label}: the rest leg (left_hip -> left_knee -> left_ankle OFFSETs) "
+                               "has length 0, so the length unit cannot be inferred; re-export it")
+    return float(10.0 ** round(np.log10(0.8 / leg)))
 
 
 def _has_rest_frame(bvh: BvhFile) -> bool:

@@ -198,7 +198,16 @@ CMU_BVH = JointMap(
     },
 )
 
-MAPPINGS: dict[str, JointMap] = {m.source: m for m in (BANDAI, CMU_BVH, CMU_ASF)}
+HUMANML3D_BVH = JointMap(
+    source="humanml3d",
+    targets=_table({name: name for name in HUMANML3D.joint_names}),
+    # remomask's own BVH export (remomask.export.bvh) writes centimetres by default and metres with
+    # --scale 1; the importer infers the unit from the rest skeleton (see importer._rest_leg_unit).
+    metres_per_unit=None,
+    notes={"*": "identity: the 22-joint HumanML3D skeleton written by `remomask export bvh`."},
+)
+
+MAPPINGS: dict[str, JointMap] = {m.source: m for m in (BANDAI, CMU_BVH, CMU_ASF, HUMANML3D_BVH)}
 """Every supported source skeleton, by key."""
 
 
@@ -217,7 +226,7 @@ def get_mapping(source: str, file_name: str = "<motion>") -> JointMap:
 
 
 def detect_source(joint_names: tuple[str, ...] | list[str],
-                  candidates: tuple[str, ...] = ("bandai", "cmu_bvh")) -> str | None:
+                  candidates: tuple[str, ...] = ("bandai", "cmu_bvh", "humanml3d")) -> str | None:
     """The first source in ``candidates`` whose table the joint names cover, else ``None``."""
     for source in candidates:
         if MAPPINGS[source].canonical_names(joint_names) is not None:

@@ -1,0 +1,277 @@
+"""``remomask train tokenizer | retriever | evaluator | mask-transformer | residual-transformer |
+length-estimator`` (docs/design.md §3-§7, §10).
+
+Every run is resumable (``<out>/checkpoint.pt``), seeded, and selects its model on ``val``. Components a
+stage depends on (tokenizer, retriever, database) default to the bundled model's. For DDP run the same
+command line under torchrun: ``torchrun --nproc_per_node 2 -m remomask.cli train tokenizer --out DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from ._core import (POSITIVE, SEED, check_device, command_line, device_option, finite, group, int_range, parse_sets,
+                    set_threads, threads_option)
+
+__all__ = ["train"]
+
+
+@group("train")
+def train() -> None:
+    """Train a stage (resumable, seeded; DDP under torchrun)."""
+
+
+def _milestones(text: str | None) -> tuple[int, ...] | None:
+    from ..errors import UsageError
+
+    if not text:
+        return None
+    try:
+        return tuple(int(m) for m in text.split(","))
+    except ValueError:
+        raise UsageError(f"--milestones takes comma-separated iterations, e.g. 4500,5500; got {text!r}") from None
+
+
+# -- tokenizer -------------------------------------------------------------------------------------------------
+@train.command("tokenizer")
+@click.option("--dataset", default="embedded", show_default=True, help="'embedded' or a HumanML3D-layout folder.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/tokenizer_cpu"), show_default=True,
+              help="Run folder: checkpoint.pt, tb/ (TensorBoard), model/ (selected on val).")
+@click.option("--preset", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True)
+@click.option("--branches", type=click.Choice(["1d,2d", "2d"]), default="1d,2d", show_default=True,
+              help="Dual 1D + 2D branch (default; measured better) or a single 2D branch.")
+@click.option("--iterations", type=POSITIVE, default=None, help="Total iterations [preset].")
+@click.option("--batch-size", type=POSITIVE, default=None, help="Windows per process per step [preset].")
+@click.option("--lr", type=finite(0.0), default=None, help="Peak learning rate [preset].")
+@click.option("--warmup", type=int_range(0), default=None, help="Warm-up iterations [preset].")
+@click.option("--milestones", default=None, help="Comma-separated decay iterations [preset].")
+@click.option("--eval-every", type=POSITIVE, default=None, help="Validate every N iterations [preset].")
+@click.option("--val-max-clips", type=POSITIVE, default=None, help="Validate on at most N val clips.")
+@click.option("--width", type=POSITIVE, default=None, help="Override the preset's conv width.")
+@click.option("--seed", type=SEED, default=3407, show_default=True)
+@device_option()
+@threads_option()
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from <out>/checkpoint.pt when it exists.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, warmup, milestones, eval_every,
+                    val_max_clips, width, seed, device, threads, resume, progress) -> None:
+    """Train the 2D residual VQ-VAE motion tokenizer (docs/design.md §3)."""
+    from ..tokenizer.train import TrainConfig, train_tokenizer as run
+
+    check_device(device)
+    cfg = TrainConfig.preset_defaults(
+        preset, dataset=dataset, out=str(out), branches=tuple(branches.split(",")), iterations=iterations,
+        batch_size=batch_size, lr=lr, warmup=warmup, milestones=_milestones(milestones), eval_every=eval_every,
+        val_max_clips=val_max_clips, seed=seed, device=device, threads=threads, resume=resume, progress=progress,
+        model_overrides={"width": width} if width else None, command=command_line("remomask train tokenizer"))
+    click.echo(f"model selected on val: {run(cfg)}")
+
+
+# -- retriever -------------------------------------------------------------------------------------------------
+@train.command("retriever")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="JSON file of RetrieverConfig fields (overrides the preset).")
+@click.option("--preset", type=click.Choice(["cpu", "paper"]), default=None, help="Base settings [default: cpu].")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run folder [default: runs/retriever_<preset>].")
+@click.option("--dataset", default=None, help="'embedded' or a HumanML3D-layout folder.")
+@click.option("--epochs", type=POSITIVE, default=None)
+@click.option("--batch-size", type=POSITIVE, default=None, help="Per process.")
+@click.option("--seed", type=SEED, default=None)
+@click.option("--no-part-loss", is_flag=True, help="Ablation: instance loss only.")
+@click.option("--no-queue", is_flag=True, help="Ablation: in-batch negatives only (TMR-style).")
+@click.option("--no-filter", is_flag=True, help="Ablation: keep false negatives in the denominators.")
+@click.option("--direction-guard", is_flag=True,
+              help="Filter: keep close-caption negatives whose captions name other directions (left/right...).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other config field (repeat).")
+@click.option("--no-resume", is_flag=True, help="Start over even if OUT/checkpoint.pt exists.")
+@click.option("--max-steps", type=POSITIVE, default=None, help="Stop after N steps (smoke runs).")
+@click.option("--max-train-samples", type=POSITIVE, default=None, help="Use only the first N training samples.")
+@click.option("--max-val-samples", type=POSITIVE, default=None, help="Use only the first N validation samples.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@threads_option()
+def train_retriever(config_path, preset, out, dataset, epochs, batch_size, seed, no_part_loss, no_queue, no_filter,
+                    direction_guard, sets, no_resume, max_steps, max_train_samples, max_val_samples, quiet,
+                    threads) -> None:
+    """Train the part-level text-motion retriever with HBM learning (docs/design.md §4.4, §4.5).
+
+    Selects the best epoch on the validation split and writes OUT/model (config.json,
+    model.safetensors, README.md). Resumes from OUT/checkpoint.pt. Runs DDP under torchrun.
+    """
+    from ..retrieval.config import load_config
+    from ..retrieval.train import train_retriever as run
+
+    set_threads(threads)
+    overrides = parse_sets(sets)
+    for key, value in (("dataset", dataset), ("epochs", epochs), ("batch_size", batch_size), ("seed", seed)):
+        if value is not None:
+            overrides[key] = value
+    for flag, key, value in ((no_part_loss, "part_loss", False), (no_queue, "use_queue", False),
+                             (no_filter, "filter_false_negatives", False),
+                             (direction_guard, "filter_direction_guard", True)):
+        if flag:
+            overrides[key] = value
+    cfg = load_config(config_path, preset, **overrides)
+    out = out or Path("runs") / f"retriever_{cfg.preset}"
+    folder = run(cfg, out, resume=not no_resume, max_steps=max_steps, max_train_samples=max_train_samples,
+                 max_val_samples=max_val_samples, progress=not quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        click.echo(str(folder))
+
+
+# -- evaluator -------------------------------------------------------------------------------------------------
+@train.command("evaluator")
+@click.option("--out", type=click.Path(), default=None,
+              help="Folder for the trained evaluator [default: the package's assets/models/evaluator].")
+@click.option("--work-dir", type=click.Path(), default="runs/evaluator", show_default=True,
+              help="Checkpoints (resume) and TensorBoard logs.")
+@click.option("--dataset", default="embedded", show_default=True, help="'embedded' or a HumanML3D-layout folder.")
+@click.option("--epochs", type=POSITIVE, default=None, help="Contrastive epochs [default: config, 8].")
+@click.option("--classifier-epochs", type=POSITIVE, default=None, help="Label classifier epochs [default: config, 10].")
+@click.option("--batch-size", type=POSITIVE, default=None, help="Batch size [default: config, 64].")
+@click.option("--seed", type=SEED, default=None, help="Training seed [default: config, 2718].")
+@threads_option()
+@click.option("--resume", is_flag=True, help="Continue from <work-dir>/checkpoint.pt.")
+@click.option("--no-progress", is_flag=True, help="No tqdm bars.")
+def train_evaluator(out, work_dir, dataset, epochs, classifier_epochs, batch_size, seed, threads, resume,
+                    no_progress) -> None:
+    """Train the text-motion evaluator and the action/style classifiers (used only for metrics)."""
+    from ..evaluation.evaluator import DEFAULT_EVALUATOR_DIR, EvaluatorConfig
+    from ..evaluation.training import train_evaluator as run
+
+    set_threads(threads)
+    overrides = {k: v for k, v in dict(dataset=dataset, epochs=epochs, classifier_epochs=classifier_epochs,
+                                       batch_size=batch_size, seed=seed).items() if v is not None}
+    run(EvaluatorConfig(**overrides), out or DEFAULT_EVALUATOR_DIR, work_dir=work_dir, resume=resume,
+        progress=not no_progress, command=command_line("remomask train evaluator"), log=click.echo)
+
+
+# -- generation stages -------------------------------------------------------------------------------------------
+def _common(fn):
+    """Options shared by the three generation training commands."""
+    options = [
+        click.option("--dataset", default="embedded", show_default=True,
+                     help="'embedded' or a HumanML3D-layout folder."),
+        click.option("--out", type=click.Path(path_type=Path), default=None,
+                     help="Run folder: checkpoint.pt, tb/ (TensorBoard), model/ (selected on val) [preset]."),
+        click.option("--preset", type=click.Choice(["cpu", "paper"]), default="cpu", show_default=True,
+                     help="Model size and schedule."),
+        click.option("--iterations", type=POSITIVE, default=None, help="Total iterations [preset]."),
+        click.option("--batch-size", type=POSITIVE, default=None, help="Crops per process per step [preset]."),
+        click.option("--lr", type=finite(0.0), default=None, help="Peak learning rate [preset]."),
+        click.option("--warmup", type=int_range(0), default=None, help="Warm-up iterations [preset]."),
+        click.option("--milestones", default=None, help="Comma-separated decay iterations [preset]."),
+        click.option("--eval-every", type=POSITIVE, default=None, help="Validate every N iterations [preset]."),
+        click.option("--checkpoint-every", type=POSITIVE, default=None, help="Checkpoint every N iterations [preset]."),
+        click.option("--val-max-samples", type=POSITIVE, default=None, help="Validate on at most N val samples."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Override a model config field (repeatable), e.g. --set latent_dim=256."),
+        click.option("--seed", type=SEED, default=3407, show_default=True),
+        device_option(),
+        click.option("--amp/--no-amp", default=False, show_default=True, help="bf16 autocast on CUDA."),
+        threads_option(),
+        click.option("--resume/--no-resume", default=True, show_default=True,
+                     help="Continue from <out>/checkpoint.pt when it exists."),
+        click.option("--progress/--no-progress", default=True, show_default=True),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _tokenizer_options(fn):
+    fn = click.option("--token-cache-dir", type=click.Path(path_type=Path), default=None,
+                      help="Folder of the crop-token caches [default: $REMOMASK_CACHE/generation_tokens].")(fn)
+    fn = click.option("--tokens", type=click.Choice(["cache", "online"]), default=None,
+                      help="Crop tokens from a phase cache (CPU) or encoded online (GPU) [preset].")(fn)
+    fn = click.option("--tokenizer", type=click.Path(path_type=Path), default=None,
+                      help="Trained tokenizer folder [default: the bundled model's].")(fn)
+    return fn
+
+
+def _run(kind: str, *, preset, out, milestones, sets, **fields) -> None:
+    from ..bundled import TOKENIZER_DIR
+    from ..generation.train import GenerationTrainConfig, train_generation
+
+    check_device(fields["device"])
+    if "tokenizer" in fields and fields["tokenizer"] is None:
+        fields["tokenizer"] = TOKENIZER_DIR
+    for key in ("tokenizer", "retriever", "database", "token_cache_dir"):
+        if fields.get(key) is not None:
+            fields[key] = str(fields[key])
+    cfg = GenerationTrainConfig.preset_defaults(kind, preset, out=str(out) if out else None,
+                                                milestones=_milestones(milestones), model_overrides=parse_sets(sets),
+                                                command=command_line(), **fields)
+    click.echo(f"model selected on val: {train_generation(cfg)}")
+
+
+@train.command("mask-transformer")
+@_common
+@_tokenizer_options
+@click.option("--retriever", type=click.Path(path_type=Path), default=None,
+              help="Trained retriever folder [default: the bundled model's, with its database].")
+@click.option("--database", type=click.Path(path_type=Path), default=None,
+              help="Retrieval database folder [default: the retriever's].")
+@click.option("--retrieval/--no-retrieval", default=True, show_default=True,
+              help="--no-retrieval trains the MoMask-style baseline with the same architecture.")
+@click.option("--exclude-self/--no-exclude-self", default=True, show_default=True,
+              help="At training time the database skips the sample's own motion (remomask default).")
+@click.option("--retrieval-k", type=POSITIVE, default=1, show_default=True, help="Retrieved entries per prompt.")
+@click.option("--ssta", type=click.Choice(["eccv", "linear"]), default="eccv", show_default=True,
+              help="SSTA form: the paper's softmax attention or the public code's linear attention.")
+@click.option("--text-value/--no-text-value", default=False, show_default=True,
+              help="ECCV SSTA: also put the text token in the values.")
+def train_mask_transformer(dataset, out, preset, iterations, batch_size, lr, warmup, milestones, eval_every,
+                           checkpoint_every, val_max_samples, sets, seed, device, amp, threads, resume, progress,
+                           tokenizer, tokens, token_cache_dir, retriever, database, retrieval, exclude_self,
+                           retrieval_k, ssta, text_value) -> None:
+    """Train the retrieval-augmented masked transformer of the base token layer (docs/design.md §5)."""
+    from .retrieve import resolve_retriever
+
+    if out is None and not retrieval:
+        out = Path(f"runs/mask_transformer_norag_{preset}")
+    if retrieval:
+        retriever, database = resolve_retriever(retriever, database)
+    _run("mask", preset=preset, out=out, milestones=milestones, sets=sets, dataset=dataset, iterations=iterations,
+         batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every, checkpoint_every=checkpoint_every,
+         val_max_samples=val_max_samples, seed=seed, device=device, amp=amp, threads=threads, resume=resume,
+         progress=progress, tokenizer=tokenizer, tokens=tokens, token_cache_dir=token_cache_dir,
+         retriever=retriever if retrieval else None, database=database if retrieval else None,
+         use_retrieval=retrieval, exclude_self=exclude_self, retrieval_k=retrieval_k, ssta=ssta,
+         text_value=text_value)
+
+
+@train.command("residual-transformer")
+@_common
+@_tokenizer_options
+@click.option("--text-encoder", type=click.Choice(["minilm", "clip"]), default="minilm", show_default=True,
+              help="Frozen text encoder (the one the retriever uses).")
+@click.option("--init-from-codebooks/--no-init-from-codebooks", default=False, show_default=True,
+              help="Start the embedding tables from the tokenizer codebooks (code_dim = the tokenizer's).")
+def train_residual_transformer(dataset, out, preset, iterations, batch_size, lr, warmup, milestones, eval_every,
+                               checkpoint_every, val_max_samples, sets, seed, device, amp, threads, resume, progress,
+                               tokenizer, tokens, token_cache_dir, text_encoder, init_from_codebooks) -> None:
+    """Train the residual transformer of quantiser layers 1..Q-1 (docs/design.md §6)."""
+    _run("residual", preset=preset, out=out, milestones=milestones, sets=sets, dataset=dataset,
+         iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
+         checkpoint_every=checkpoint_every, val_max_samples=val_max_samples, seed=seed, device=device, amp=amp,
+         threads=threads, resume=resume, progress=progress, tokenizer=tokenizer, tokens=tokens,
+         token_cache_dir=token_cache_dir, text_encoder=text_encoder, init_from_codebooks=init_from_codebooks)
+
+
+@train.command("length-estimator")
+@_common
+@click.option("--text-encoder", type=click.Choice(["minilm", "clip"]), default="minilm", show_default=True,
+              help="Frozen text encoder (the one the retriever uses).")
+def train_length_estimator(dataset, out, preset, iterations, batch_size, lr, warmup, milestones, eval_every,
+                           checkpoint_every, val_max_samples, sets, seed, device, amp, threads, resume, progress,
+                           text_encoder) -> None:
+    """Train the length estimator: caption -> motion length in tokens (docs/design.md §7)."""
+    _run("length", preset=preset, out=out, milestones=milestones, sets=sets, dataset=dataset,
+         iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
+         checkpoint_every=checkpoint_every, val_max_samples=val_max_samples, seed=seed, device=device, amp=amp,
+         threads=threads, resume=resume, progress=progress, text_encoder=text_encoder)
