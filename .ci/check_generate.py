@@ -6,7 +6,8 @@ lists, and fails (exit code 1, one line per problem) unless:
 - the joints are (T, 22, 3) float32 metres and the features (T, 263) float32 of the same T, all finite;
 - T (frames at 20 fps) lies within the requested duration: ``--seconds`` x 20 frames, less at most the 3
   frames of an incomplete 4-frame token row, when given; else inside the model's 2-9.8 s range (40-196);
-- the joints look like a person: pelvis-to-head height 0.3-1.2 m in the first frame, feet near the floor.
+- the joints look like a person: pelvis-to-head height 0.3-1.2 m in the first frame, feet near the floor;
+- the folder holds exactly result.json and the files it lists: nothing of another run, no hidden partial file.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def main() -> int:
             problems.append(f"sample {i}: lowest foot joint at {floor:.2f} m, expected near the floor (0 m)")
         print(f"sample {i}: {t} frames ({t / 20:.2f} s), head height {height:.2f} m, "
               f"files {sorted(files.values())}")
+    listed = {name for sample in samples for name in sample.get("files", {}).values()} | {"result.json"}
+    present = {p.name for p in args.out.iterdir()}
+    if present != listed:
+        problems.append(f"the folder holds {sorted(present - listed)} not listed in result.json, and lacks "
+                        f"{sorted(listed - present)}")
     for p in problems:
         print("check failed:", p, file=sys.stderr)
     return 1 if problems else 0

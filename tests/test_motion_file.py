@@ -131,7 +131,7 @@ def test_in_memory_arrays(real):
                                atol=1e-6)
     np.testing.assert_array_equal(to_joints(torch.from_numpy(real["joints"])), real["joints"])
     assert motion_from_array(real["features"]).kind == "features"
-    with pytest.raises(UsageError, match=r"<array> has shape \(5, 21, 3\)"):
+    with pytest.raises(UsageError, match=r"<array>: got an array of shape \(5, 21, 3\)"):
         to_joints(np.zeros((5, 21, 3)))
     with pytest.raises(UsageError, match="non-finite"):
         to_joints(np.full((4, 22, 3), np.nan))
@@ -160,10 +160,10 @@ def test_missing_directory_and_extension(real, tmp_path):
 def test_not_npy_or_npz(real, tmp_path):
     text = tmp_path / "text.npy"
     text.write_text("frame x y z\n0 0.1 0.9 0.2\n")
-    _error(text, match="is not a .npy file")
+    _error(text, match="is not a readable .npy file")
     empty = tmp_path / "empty.npy"
     empty.write_bytes(b"")
-    _error(empty, match="is not a .npy file")
+    _error(empty, match="is not a readable .npy file")
     zipped = tmp_path / "zipped.npy"
     with open(zipped, "wb") as fh:
         np.savez(fh, joints=real["joints"])
@@ -217,7 +217,7 @@ def test_wrong_shapes(tmp_path, shape, hint):
     np.save(path, np.zeros(shape, dtype=np.float32))
     message = _error(path, match="expected joints \\(T, 22, 3\\) in metres or HumanML3D features "
                                  "\\(T, 263\\)")
-    assert f"has shape {shape}" in message and hint in message
+    assert f"got an array of shape {shape}" in message and hint in message
 
 
 def test_npz_without_a_known_array_lists_names(real, tmp_path):
@@ -242,12 +242,12 @@ def test_non_finite_values(real, tmp_path):
     joints[7, 3, 1] = np.nan
     path = tmp_path / "nan.npy"
     np.save(path, joints)
-    _error(path, match=r"non-finite value \(nan at frame 7, joint 3, axis y\)")
+    _error(path, match=r"non-finite value \(NaN/inf: nan at frame 7, joint 3, axis y\)")
     features = real["features"].copy()
     features[5, 100] = np.inf
     path = tmp_path / "inf.npz"
     np.savez(path, features=features)
-    _error(path, match=r"non-finite value \(inf at frame 5, dim 100\)")
+    _error(path, match=r"non-finite value \(NaN/inf: inf at frame 5, dim 100\)")
 
 
 def test_absurd_values(real, tmp_path):

@@ -161,7 +161,7 @@ def load_motion_file(path: PathLike, *, array: str | None = None) -> MotionFile:
             raise InputFileError(f"{label} is an .npz archive (zip), not an .npy array; rename it to "
                                  ".npz")
         if not head.startswith(_NPY_MAGIC):
-            raise InputFileError(f"{label} is not a .npy file (no NumPy header; empty, text or "
+            raise InputFileError(f"{label} is not a readable .npy file (no NumPy header; empty, text or "
                                  f"another format); save the motion with numpy.save as {_ACCEPTED}")
         data = _load_npy(path, label)
         return _check(data, label, InputFileError)
@@ -353,15 +353,15 @@ def _check(data: np.ndarray, label: str, error: type[RemomaskError],
             hint = " (KIT-ML features: only HumanML3D's 263 are accepted)"
         elif len(shape) == 4 and shape[0] == 1:
             hint = " (a batch of one: save motion[0])"
-        raise error(f"{label} has shape {shape}{hint}; expected {_ACCEPTED}")
+        raise error(f"{label}: got an array of shape {shape}{hint}; expected {_ACCEPTED}")
     if shape[0] == 0:
         raise error(f"{label} holds 0 frames; a motion needs at least one frame ({_ACCEPTED})")
     values = data.astype(np.float64, copy=False)
     finite = np.isfinite(values)
     if not finite.all():
         where = _where(np.argwhere(~finite)[0], kind)
-        raise error(f"{label} holds a non-finite value ({values[tuple(np.argwhere(~finite)[0])]:g} at "
-                    f"{where}); the motion is corrupt: regenerate or re-export it")
+        raise error(f"{label} holds a non-finite value (NaN/inf: {values[tuple(np.argwhere(~finite)[0])]:g} "
+                    f"at {where}); the motion is corrupt: regenerate or re-export it")
     features = None
     if kind == "features":
         big = np.abs(values) > MAX_FEATURE_VALUE

@@ -28,7 +28,7 @@ COMPONENTS = ("tokenizer", "retriever", "database", "mask_transformer", "residua
 """Sub-folders a pipeline folder may hold, in ``pipeline.json``'s ``"components"`` order."""
 ASSEMBLE_HINT = ("train the components (remomask train tokenizer / retriever / mask-transformer / "
                  "residual-transformer / length-estimator) and put them in one folder with "
-                 "`python -m remomask.generation.commands assemble --out DIR`, then pass that folder")
+                 "`remomask assemble --out DIR`, then pass that folder")
 """How to make a pipeline folder (ends error messages about missing folders)."""
 
 

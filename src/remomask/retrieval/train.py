@@ -10,7 +10,7 @@ Under ``torchrun`` (``WORLD_SIZE > 1``) it runs DDP: NCCL on GPUs, gloo on CPUs;
 shard of a seeded per-epoch permutation, the queues receive the keys of all processes, and only rank 0
 evaluates, logs and writes files::
 
-    torchrun --standalone --nproc_per_node 2 -m remomask.retrieval.train --preset cpu --out runs/retriever_cpu
+    torchrun --standalone --nproc_per_node 2 -m remomask.cli train retriever --preset cpu --out runs/retriever_cpu
 """
 
 from __future__ import annotations
@@ -350,7 +350,9 @@ def train_retriever(config: RetrieverConfig, out_dir: str | os.PathLike, *, resu
     return out / "model"
 
 
-if __name__ == "__main__":  # torchrun -m remomask.retrieval.train ...
-    from .commands import train_retriever as _cmd
+if __name__ == "__main__":  # torchrun -m remomask.retrieval.train ... = remomask train retriever ...
+    import sys
 
-    _cmd()
+    from ..cli import main as _cli
+
+    _cli(["train", "retriever", *sys.argv[1:]])

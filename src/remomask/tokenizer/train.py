@@ -14,7 +14,7 @@ Schedule: AdamW (0.9, 0.99), linear warm-up ``lr * (it + 1) / (warmup + 1)``, th
 ``<out>/checkpoint.pt`` holds everything needed to resume (weights, codebooks, optimiser, step, best
 score; batches and sampling noise are seeded from the step); a restarted run with the same ``out`` continues from it. TensorBoard logs go to ``<out>/tb``.
 
-DDP: run with ``torchrun --nproc_per_node N -m remomask.tokenizer.commands train ...``; each process draws
+DDP: run with ``torchrun --nproc_per_node N -m remomask.cli train tokenizer ...``; each process draws
 its own batches, gradients are averaged by DDP, codebook statistics by the quantiser (see
 ``quantizer.py``), and only rank 0 evaluates, logs and writes files.
 """

@@ -2,7 +2,9 @@
 
 ``import_mocap(path)`` gives (T, 22, 3) float32 joints in metres, Y-up, at 20 fps (spec 2.1, 2.2).
 Modules: ``bvh`` (BVH reader, forward kinematics, resampling), ``asf_amc`` (ASF/AMC reader),
-``mapping`` (joint tables per source skeleton), ``importer`` (the one-call import).
+``mapping`` (joint tables per source skeleton, including the 22-joint skeleton of remomask's own
+BVH export), ``importer`` (the one-call import). Motion files in general (``.npy`` / ``.npz`` /
+``.bvh``) are read by :mod:`remomask.data.motion_file`.
 """
 
 from .asf_amc import AmcMotion, AsfSkeleton, asf_amc_motion, parse_amc, parse_asf

@@ -17,6 +17,13 @@ BVH semantics followed here (Biovision, as written by the Bandai-Namco and CMU e
 * ``End Site`` blocks become joints named ``<parent>_End`` with no channels, so the end of a
   chain (e.g. the top of the head) is available to the joint mapping.
 
+Hostile and corrupt files fail with a :class:`MocapFormatError` naming the file and line, never
+with a RecursionError or NaN joints: the HIERARCHY is parsed iteratively and limited to
+:data:`MAX_BVH_DEPTH` (128) nested joints and :data:`MAX_BVH_JOINTS` (2048) joints; OFFSETs and
+position channels must be finite and within :data:`MAX_BVH_POSITION` (1e5 file units), rotation
+channels within :data:`MAX_BVH_ANGLE` (1e5 degrees); ``Frames: 0`` is rejected. The ASF/AMC reader
+applies the same value bounds.
+
 Why this module has its own parser (decision; timings on one core of the 2-core build machine,
 which other jobs shared, so they vary by up to 2x):
 ``bvhio`` 1.5.4 was evaluated first. Its world positions agree with :func:`forward_kinematics`

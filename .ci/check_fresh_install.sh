@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Issue 19's fresh-install check: from an empty folder, run the README's commands with their defaults, as a
+# new user would, on a non-editable install with no network (HF offline), and check what they wrote.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+t0=$(date +%s.%N); remomask --help >/dev/null; t1=$(date +%s.%N)
+echo "remomask --help: $(python -c "print(f'{$t1 - $t0:.2f}')") s"
+# README Quick start: generate (twice, into the default folder: each run gets its own)
+remomask generate "a person waves with the left hand, tired"
+remomask generate "a person jumps forward#3" --num-samples 2 --no-video
+python "$here/check_generate.py" outputs/generate/001
+python "$here/check_generate.py" outputs/generate/002 --seconds 3
+test "$(ls outputs/generate)" = "$(printf '001\n002')"
+# README Commands: retrieve, render, export-bvh
+remomask retrieve "a person waves with the left hand" -k 5 | tee retrieve.txt
+test "$(wc -l < retrieve.txt)" -eq 5
+remomask render outputs/generate/001/sample_0.joints.npy -o wave.gif
+remomask export-bvh outputs/generate/001/sample_0.joints.npy -o wave.bvh
+head -c 9 wave.bvh | grep -q HIERARCHY
+# README Python snippet
+python - <<'PY'
+from remomask import ReMoMaskPipeline
+
+pipe = ReMoMaskPipeline.from_pretrained()                  # the bundled model; or from_pretrained("DIR")
+out = pipe(["a person jogs in a small circle to the left"], seconds=5, seed=0)
+print(out.joints[0].shape, out.lengths, out.retrieved[0][0]["caption"])
+assert out.joints[0].shape == (100, 22, 3), out.joints[0].shape
+PY
+# a bad request: one line, exit 2
+set +e; remomask generate "" 2>err.txt; rc=$?; set -e
+test "$rc" -eq 2 && test "$(wc -l < err.txt)" -eq 1 && grep -q "^error: " err.txt
+echo "installed package: $(du -sh "$(python -c 'import remomask, os; print(os.path.dirname(remomask.__file__))')" | cut -f1)"
+echo "fresh-install check passed"
