@@ -227,7 +227,7 @@ def test_ddp_two_cpu_processes(parts, tmp_path):
                OMP_NUM_THREADS="1")
     sets = [a for k, v in TINY_MASK.items() for a in ("--set", f"{k}={v}")]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-           "-m", "remomask.generation.commands", "mask-transformer", "--dataset", str(parts["root"]),
+           "-m", "remomask.cli", "train", "mask-transformer", "--dataset", str(parts["root"]),
            "--out", str(out), "--tokenizer", str(parts["tokenizer"]), "--retriever", str(parts["retriever"]),
            "--token-cache-dir", str(tmp_path / "cache"), "--iterations", "2", "--batch-size", "2",
            "--eval-every", "2", "--warmup", "1", "--threads", "1", "--no-progress", *sets]

@@ -337,7 +337,7 @@ def test_ddp_two_cpu_processes(tmp_path, tiny_dataset):
     env = dict(os.environ, PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
-           "-m", "remomask.tokenizer.commands", "train", "--dataset", str(tiny_dataset), "--out", str(out),
+           "-m", "remomask.cli", "train", "tokenizer", "--dataset", str(tiny_dataset), "--out", str(out),
            "--iterations", "3", "--batch-size", "2", "--eval-every", "3", "--warmup", "1", "--width", "8",
            "--threads", "1", "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)

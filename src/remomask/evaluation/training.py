@@ -277,13 +277,9 @@ def train_evaluator(config: EvaluatorConfig, out_dir: str | os.PathLike, *, work
                         generator=torch.Generator().manual_seed(config.seed))
     steps_per_epoch = len(loader)
 
-    writer = None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(work / "tb"))
-    except ImportError:  # TensorBoard is optional
-        log("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
+    writer = SummaryWriter(str(work / "tb"))
 
     embed_params = [p for n, p in model.named_parameters() if not n.startswith("classifiers.")]
     clf_params = [p for n, p in model.named_parameters() if n.startswith("classifiers.")]

@@ -40,8 +40,8 @@ def save_model(model: torch.nn.Module, directory, fmt: str, *, card: dict | None
     meta = {"format": fmt, "version": VERSION, "config": model.config.to_dict(), "card": card or {}}
     text = json.dumps(meta, indent=1, sort_keys=True)
     state = cpu_state(model)
-    atomic_write(out / "model.safetensors", lambda p: save_file(state, p, metadata={"format": fmt}), mode=0o644)
-    atomic_write(out / "config.json", lambda p: Path(p).write_text(text), mode=0o644)
+    atomic_write(out / "model.safetensors", lambda p: save_file(state, p, metadata={"format": fmt}))
+    atomic_write(out / "config.json", lambda p: Path(p).write_text(text))
     return out
 
 

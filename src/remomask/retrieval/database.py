@@ -410,7 +410,7 @@ class RetrievalDatabase:
         if dtype not in ("float32", "float16"):
             raise DatabaseError(f"dtype must be 'float32' or 'float16', got {dtype!r}")
         folder = Path(folder)
-        with replaced_folder(folder, mode=0o755) as work:  # mkdtemp makes 0700 folders; 0755 lets all read
+        with replaced_folder(folder) as work:  # the folder follows the umask (remomask.files)
             unique, row = np.unique(self.motion_emb, axis=0, return_inverse=True)
             arrays = {"text": self.text_emb.astype(dtype), "start": self.starts, "end": self.ends}
             if len(unique) < len(self):

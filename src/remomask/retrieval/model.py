@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._pretrained import atomic_write, cpu_state
-from .config import RetrieverConfig, _atomic_text
+from ..files import atomic_write_text
+from .config import RetrieverConfig
 from .encoders import PartMotionEncoder, ProjectionHead, TextTransformer
 from ..errors import RemomaskError
 
@@ -172,7 +173,7 @@ class PartRetriever(nn.Module):
         atomic_write(folder / "model.safetensors",
                      lambda p: save_file(state, p, metadata={"format": "pt", "model_hash": self.model_hash()}))
         self.config.save(folder / "config.json")
-        _atomic_text(folder / "README.md", card if card is not None else model_card(self))
+        atomic_write_text(folder / "README.md", card if card is not None else model_card(self))
         return folder
 
     @classmethod
