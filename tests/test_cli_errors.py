@@ -211,3 +211,12 @@ def test_hints_name_no_paths_outside_the_package():
         text = path.read_text()
         assert "remomask.generation.commands" not in text, path
         assert "restore it from shared/data" not in text and "pointing at shared/data" not in text, path
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_library_rejects_non_finite_guidance(value):
+    """The Python API checks what the CLI's option type checks (it reached torch.multinomial)."""
+    from remomask.generation import SamplingConfig
+
+    with pytest.raises(ValueError, match="cond_scale must be a finite number"):
+        SamplingConfig(cond_scale=value)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterator
 
 __all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "replaced_folder", "file_mode", "folder_mode",
-           "is_temporary", "temporary_pid"]
+           "is_temporary", "temporary_pid", "partial_name", "pid_alive", "remove_stale"]
 
 _TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
 _OLD_RE = re.compile(r"^\.(?P<name>.+)\.old-(?P<pid>\d+)$")
@@ -228,3 +228,47 @@ def replaced_folder(folder: str | os.PathLike, *, mode: int | None = None) -> It
     finally:
         if os.path.lexists(work):
             _remove(work)
+
+
+_PARTIAL = ".partial-"
+
+
+def partial_name(name: str) -> str:
+    """The hidden name of a folder being built for ``name`` by this process: ``.<name>.partial-<pid>``
+    (a run's staging folder, a dataset cache being materialised)."""
+    return f".{name}{_PARTIAL}{os.getpid()}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` runs on this machine (signal 0; a process of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(folder: str | os.PathLike) -> list[Path]:
+    """Delete, in ``folder``, the partial folders (:func:`partial_name`) and temporaries (:func:`is_temporary`)
+    left by processes that no longer run (killed with SIGKILL, a power loss), which could not clean up.
+
+    Returns:
+        The paths removed (none when ``folder`` does not exist).
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        name = path.name
+        pid = None
+        if name.startswith(".") and _PARTIAL in name and name.rsplit(_PARTIAL, 1)[1].isdigit():
+            pid = int(name.rsplit(_PARTIAL, 1)[1])
+        elif is_temporary(path):
+            pid = temporary_pid(path)
+        if pid is not None and pid != os.getpid() and not pid_alive(pid):
+            _remove(path)
+            removed.append(path)
+    return removed

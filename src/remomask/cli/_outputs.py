@@ -21,33 +21,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import OutputError, UsageError
+from ..files import partial_name, remove_stale
 
 __all__ = ["staged_output", "OutputStage", "is_result_folder", "next_numbered"]
-
-_PARTIAL = ".partial-"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _clean_stale(parent: Path) -> None:
-    """Remove staging folders of runs that no longer exist (killed with SIGKILL, power loss)."""
-    if not parent.is_dir():
-        return
-    for path in parent.iterdir():
-        name = path.name
-        if name.startswith(".") and _PARTIAL in name and path.is_dir():
-            pid = name.rsplit(_PARTIAL, 1)[1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                shutil.rmtree(path, ignore_errors=True)
-
 
 def is_result_folder(folder: Path) -> bool:
     """True when ``folder`` holds only what a remomask run writes (``result.json``, ``sample_*``, ``segment_*``
@@ -100,8 +76,8 @@ def staged_output(out: Path | None, default_parent: Path) -> Iterator[Path]:
         parent = Path(default_parent)
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        _clean_stale(parent)
-        stage = OutputStage(parent / f".{(out.name if out is not None else 'run')}{_PARTIAL}{os.getpid()}")
+        remove_stale(parent)
+        stage = OutputStage(parent / partial_name(out.name if out is not None else "run"))
         if stage.path.exists():
             shutil.rmtree(stage.path)
         stage.path.mkdir(mode=0o777)
@@ -137,7 +113,7 @@ def _commit(stage: Path, out: Path | None, parent: Path) -> Path:
             raise OutputError(f"cannot find a free numbered folder under {parent}")
         if out.is_dir() and any(out.iterdir()):
             _check_destination(out)  # still only remomask outputs
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            old = out.with_name(partial_name(out.name) + ".old")
             os.replace(out, old)
             os.replace(stage, out)
             shutil.rmtree(old, ignore_errors=True)

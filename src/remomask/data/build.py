@@ -137,7 +137,7 @@ def _open_members(raw: Path, key: str) -> Iterator[tuple[str, bytes]]:
                             yield member.name, handle.read()
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise InputFileError(f"cannot read {archive}: {exc}; the archive is corrupt or truncated, "
-                                 "restore it from shared/data/raw") from exc
+                                 "restore the original archive (the dataset card lists the sources)") from exc
         return
     folder = raw / UNPACKED[key]
     if folder.is_dir():
@@ -146,7 +146,7 @@ def _open_members(raw: Path, key: str) -> Iterator[tuple[str, bytes]]:
                 yield str(path.relative_to(raw)), path.read_bytes()
         return
     raise MissingFileError(f"missing raw archive {archive} (nor an unpacked {folder}); pass "
-                           "--raw pointing at shared/data/raw (see shared/data/SOURCES.md)")
+                           "--raw DIR, the folder with the raw archives (the dataset card lists the sources)")
 
 
 def iter_raw_clips(raw: str | os.PathLike, limit: int | None = None,
@@ -191,10 +191,10 @@ def iter_raw_clips(raw: str | os.PathLike, limit: int | None = None,
                 except (ValueError, KeyError, IndexError, TypeError) as exc:
                     raise InputFileError(f"{_origin(raw, key, meta_name)}: not a label file "
                                          f"{{\"content\": i, \"style\": j}} ({exc}); restore the "
-                                         "archive from shared/data/raw") from exc
+                                         "original archive (the dataset card lists the sources)") from exc
                 if meta_content != content or meta_style != bandai_style_name(style):
                     raise InputFileError(f"{_origin(raw, key, name)}: file name labels disagree with "
-                                         f"{meta_name}; restore the archive from shared/data/raw")
+                                         f"{meta_name}; restore the original archive")
             labels = ClipLabels(key, content, bandai_style_name(style))
             found.append(SourceClip(key, Path(name).name, labels, files[name],
                                     origin=_origin(raw, key, name)))
@@ -212,7 +212,7 @@ def iter_raw_clips(raw: str | os.PathLike, limit: int | None = None,
         asf = asfs.get(f"HDM_{actor}.asf")
         if asf is None:
             raise InputFileError(f"{_origin(raw, 'hdm05', name)}: no HDM_{actor}.asf skeleton in the "
-                                 "HDM05 archive; restore the archive from shared/data/raw")
+                                 "HDM05 archive; restore the original archive")
         asf_member = next(n for n in files if Path(n).name == f"HDM_{actor}.asf")
         split = "test" if "/test/" in f"/{name}" else "train"
         found.append(SourceClip("hdm05", Path(name).name, ClipLabels("hdm05", cls, None),

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MissingFileError
+from ..files import partial_name, remove_stale
 
 __all__ = ["EMBEDDED_DIR", "cache_dir", "resolve_dataset", "materialize", "DatasetNotFound"]
 
@@ -72,38 +73,6 @@ def _motion_task(args: tuple[str, np.ndarray]) -> tuple[str, np.ndarray, np.ndar
     return sid, feats, joints_from_features(feats)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_builds(folder: str | os.PathLike) -> list[Path]:
-    """Delete the half-built dataset copies (``.<name>.partial-<pid>``) of processes that no longer run.
-
-    A build interrupted by SIGKILL or a power loss cannot clean up after itself; the next build in the
-    same cache folder does (an interrupted embedded build leaves about 250 MB).
-
-    Returns:
-        The folders removed.
-    """
-    removed = []
-    folder = Path(folder)
-    if not folder.is_dir():
-        return removed
-    for path in folder.iterdir():
-        head, sep, pid = path.name.rpartition(".partial-")
-        if path.name.startswith(".") and sep and pid.isdigit() and int(pid) != os.getpid() \
-                and not _pid_alive(int(pid)) and path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
 def _estimated_mb(source: Path) -> int:
     """Size of the feature cache of ``source`` in MB: about 23x the joints archive (float32 features of 263
     values and joints of 66 per frame, for every clip and its mirror; measured: 773 MB from 34 MB)."""
@@ -138,8 +107,8 @@ def materialize(source: str | os.PathLike = EMBEDDED_DIR, cache: str | os.PathLi
     if (target / _COMPLETE).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_builds(target.parent)
-    work = target.parent / f".{target.name}.partial-{os.getpid()}"
+    remove_stale(target.parent)  # an interrupted build's ~250 MB (SIGKILL cannot clean up after itself)
+    work = target.parent / partial_name(target.name)
     if work.exists():
         shutil.rmtree(work)
     work.mkdir()

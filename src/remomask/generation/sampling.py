@@ -79,6 +79,9 @@ class SamplingConfig:
         for name in ("temperature", "residual_temperature"):
             if not float(getattr(self, name)) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("cond_scale", "text_scale", "retrieval_scale", "residual_cond_scale"):
+            if not math.isfinite(float(getattr(self, name))):  # nan / inf reach torch.multinomial otherwise
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)!r}")
         for name in ("top_k", "residual_top_k"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
