@@ -220,3 +220,16 @@ def test_library_rejects_non_finite_guidance(value):
 
     with pytest.raises(ValueError, match="cond_scale must be a finite number"):
         SamplingConfig(cond_scale=value)
+
+
+def test_stage_packages_hold_no_click():
+    """One command layer: only the front ends (remomask.cli, remomask.studio) import click or remomask.cli."""
+    import re
+
+    src = Path(__file__).resolve().parents[1] / "src" / "remomask"
+    imports = re.compile(r"^\s*(import click|from click|from \.+cli\b|from remomask\.cli\b|import remomask\.cli\b)",
+                         re.MULTILINE)
+    for path in src.rglob("*.py"):
+        if path.relative_to(src).parts[0] in ("cli", "studio"):
+            continue
+        assert not imports.search(path.read_text()), path

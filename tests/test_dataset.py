@@ -195,3 +195,24 @@ def test_committed_joints_are_plausible(committed):
         if labels[sid]["action"] not in ("lieDownFloor", "squat1Reps", "depositFloorR"):
             assert np.median(height) > 1.2, (sid, labels[sid])  # standing, in metres
         assert np.isfinite(j).all()
+
+
+def test_feature_cache_build_says_where_and_cleans_an_interrupted_one(small_build, tmp_path, caplog):
+    """Issue 19: the first build of the feature cache is announced (path and size); the ~250 MB half-built copy
+    a killed build leaves is removed by the next build."""
+    import logging
+    import subprocess
+    import sys
+
+    out, _, _ = small_build
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout)
+    (tmp_path / "datasets").mkdir()
+    orphan = tmp_path / "datasets" / f".{out.name}-0123456789ab.partial-{dead}"
+    (orphan / "new_joint_vecs").mkdir(parents=True)
+    with caplog.at_level(logging.WARNING, logger="remomask.data.embedded"):
+        root = materialize(out, cache=tmp_path, workers=1, progress=False)
+    assert not orphan.exists()
+    assert [p.name for p in (tmp_path / "datasets").iterdir()] == [root.name]
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "building the feature cache" in said and str(root) in said and " MB" in said

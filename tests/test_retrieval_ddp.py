@@ -34,7 +34,7 @@ def test_two_process_gloo_run_fills_the_queues_from_both_ranks(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "remomask.retrieval.train", "--config", str(tmp_path / "cfg.json"), "--out", str(out),
+           "-m", "remomask.cli", "train", "retriever", "--config", str(tmp_path / "cfg.json"), "--out", str(out),
            "--max-steps", str(STEPS), "--max-train-samples", str(N), "--max-val-samples", "16", "--quiet",
            "--threads", "1"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)

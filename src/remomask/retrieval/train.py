@@ -348,11 +348,3 @@ def train_retriever(config: RetrieverConfig, out_dir: str | os.PathLike, *, resu
         model.save_pretrained(out / "model")
     _barrier()
     return out / "model"
-
-
-if __name__ == "__main__":  # torchrun -m remomask.retrieval.train ... = remomask train retriever ...
-    import sys
-
-    from ..cli import main as _cli
-
-    _cli(["train", "retriever", *sys.argv[1:]])
