@@ -21,6 +21,7 @@ from pathlib import Path
 
 import click
 
+from ..constants import FPS
 from ._core import POSITIVE, SEED, check_device, command, device_option, fail, finite, int_range
 from ._prompts import parse_prompt, parse_prompts, read_prompts_file
 
@@ -143,11 +144,11 @@ def write_samples(result, out: Path, num_samples: int, no_video: bool, video_for
             from ..export import write_bvh
 
             files["bvh"] = f"{prefix}_{i}.bvh"
-            write_bvh(out / files["bvh"], joints, fps=20.0)
+            write_bvh(out / files["bvh"], joints, fps=FPS)
         if not no_video:
             files["video"] = _render(joints, out / f"{prefix}_{i}.{video_format}", result.texts[i])
         samples.append({"index": i, "prompt": result.texts[i], "prompt_index": i // num_samples,
-                        "frames": int(result.lengths[i]), "seconds": float(result.lengths[i]) / 20.0,
+                        "frames": int(result.lengths[i]), "seconds": float(result.lengths[i]) / FPS,
                         "length_source": result.length_source[i], "files": files,
                         "retrieved": [{"id": h["entry_id"], "motion_id": h["motion_id"], "caption": h["caption"],
                                        "score": round(h["score"], 6)} for h in result.retrieved[i]]})

@@ -32,6 +32,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from ..constants import FPS as _FPS
 from ..errors import InputFileError, MissingFileError, UsageError
 from .features import features_from_joints, mirror_joints
 from .mocap.bvh import MocapFormatError
@@ -42,7 +43,7 @@ __all__ = ["BuildConfig", "build_embedded_dataset", "SourceClip", "iter_raw_clip
            "feature_statistics", "DATASET_VERSION"]
 
 DATASET_VERSION = "1.0"
-FPS = 20.0
+FPS = _FPS
 # HumanML3D keeps clips of >= 2 s (spec 2.4), but our sources are full of single actions of 1-2 s
 # (Bandai-Namco 2's waves and raises: a quarter of its clips are under 2.5 s; most HDM05 clips are one
 # repetition of 0.5-2 s), so the embedded dataset keeps clips of >= 1 s (20 feature frames, 5 tokens).

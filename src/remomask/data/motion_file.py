@@ -45,6 +45,7 @@ from typing import Any, Literal, Union
 
 import numpy as np
 
+from ..constants import FPS as _FPS
 from ..errors import InputFileError, MissingFileError, RemomaskError, UsageError
 
 __all__ = [
@@ -60,7 +61,7 @@ __all__ = [
     "FPS",
 ]
 
-FPS = 20.0
+FPS = _FPS
 """Frame rate of every motion this module returns (HumanML3D's, docs/design.md §2)."""
 NUM_JOINTS = 22
 FEATURE_DIM = 263

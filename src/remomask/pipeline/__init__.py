@@ -35,6 +35,8 @@ The package, one job a module:
 - :mod:`.request`: prompts and durations of a request (:func:`frames_from_request`, :func:`check_prompts`);
 - :mod:`.folder`: the pipeline folder (``pipeline.json``, components) read and written;
 - :mod:`.card`: the model card (``README.md``) of a pipeline folder;
+- :mod:`.editing`: in-betweening, prefix / suffix / continuation and body-part edits (:meth:`ReMoMaskPipeline.edit`);
+- :mod:`.timeline`: timelines of any length from (text, seconds) segments (:meth:`ReMoMaskPipeline.compose`);
 - :mod:`.evaluation`: the evaluation protocol's motion source (:func:`load_motion_source`).
 
 Importing this package does not import torch (``import remomask`` stays fast).
@@ -45,10 +47,12 @@ from __future__ import annotations
 from ..constants import FPS, MAX_FRAMES, MIN_FRAMES
 from .card import model_card
 from .cascade import DEFAULT_SAMPLING, ReMoMaskPipeline
+from .editing import PARTS, EditResult, edit_motion
 from .evaluation import EVAL_REQUEST_SIZE, PipelineMotionSource, load_motion_source
 from .folder import DEFAULT_MODEL_DIR, FORMAT, VERSION
 from .output import GenerationOutput
 from .request import MAX_SECONDS, MIN_SECONDS, check_prompts, frames_from_request
+from .timeline import Segment, TimelineResult, compose_timeline, parse_timeline, read_timeline
 
 __all__ = [
     "DEFAULT_MODEL_DIR",
@@ -61,4 +65,12 @@ __all__ = [
     "EVAL_REQUEST_SIZE",
     "load_motion_source",
     "frames_from_request",
+    "PARTS",
+    "EditResult",
+    "edit_motion",
+    "Segment",
+    "TimelineResult",
+    "compose_timeline",
+    "parse_timeline",
+    "read_timeline",
 ]

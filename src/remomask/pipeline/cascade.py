@@ -272,6 +272,62 @@ class ReMoMaskPipeline:
                         retrieval_k=self.mask_transformer.config.retrieval_k if use_r else 0)
         return GenerationOutput(all_texts, joints, feats, lengths, retrieved, source, ids, settings)
 
+    # ---- editing and timelines (remomask.pipeline.editing, remomask.pipeline.timeline) -------------------------
+    def edit(self, source, text: str, frames=None, *, parts=None, extend: int = 0, seed: int | None = None,
+             generator=None, steps: int | None = None, cond_scale: float | None = None,
+             residual_cond_scale: float | None = None, use_retrieval: bool = True, blend: int = 8, dataset=None):
+        """Regenerate a frame range (or only some body parts over it) of ``source`` with ``text``.
+
+        Args:
+            source: a motion file (``.npy`` joints (T, 22, 3) / features (T, 263), ``.npz``, ``.bvh``), a dataset
+                id of the embedded dataset, or an array.
+            text: prompt of the new content. frames: (start, end) at 20 fps, end exclusive (None = all).
+            parts: None or names of :data:`remomask.pipeline.editing.PARTS` (``"right_arm"``, ``"upper"``, ...).
+            extend: frames appended and generated after the source (continuation).
+            seed, generator, steps, cond_scale, residual_cond_scale, use_retrieval: as in :meth:`__call__`.
+            blend: seam fade in frames. dataset: dataset folder for an id source.
+
+        Returns:
+            :class:`~remomask.pipeline.editing.EditResult` (joints (T', 22, 3) metres; frames outside the range
+            are the source's, bit for bit).
+
+        Raises:
+            UsageError: a range outside the source, an unknown part, an empty text; file errors of the source.
+
+        Source: arXiv 2508.02605 Sec. 3; MoMask temporal in-painting; :mod:`remomask.pipeline.editing`.
+        """
+        from .editing import edit_motion
+
+        return edit_motion(self, source, text, frames, parts=parts, extend=extend, seed=seed, generator=generator,
+                           steps=steps, cond_scale=cond_scale, residual_cond_scale=residual_cond_scale,
+                           use_retrieval=use_retrieval, blend=blend, dataset=dataset)
+
+    def compose(self, segments, *, seed: int | None = None, steps: int | None = None,
+                cond_scale: float | None = None, residual_cond_scale: float | None = None,
+                use_retrieval: bool = True, context: int = 10, blend: int = 8, precision: str | None = None):
+        """One continuous motion from ``[(text, seconds[, seed]), ...]`` segments, of any length.
+
+        Args:
+            segments: :class:`~remomask.pipeline.timeline.Segment` s, tuples or dicts (``text``, ``seconds``,
+                ``seed``); each at least one token (0.2 s).
+            seed: base seed (segment i without its own uses ``seed + i``). steps, cond_scale,
+                residual_cond_scale, use_retrieval, precision: as in :meth:`__call__`.
+            context: token rows of the motion so far each window sees. blend: seam cross-fade in frames.
+
+        Returns:
+            :class:`~remomask.pipeline.timeline.TimelineResult` (joints (T, 22, 3) metres, T = 4 x tokens).
+
+        Raises:
+            UsageError: an empty timeline, a segment shorter than one token, bad settings.
+
+        Source: arXiv 2508.02605 Sec. 3; FlowMDM (long compositions); :mod:`remomask.pipeline.timeline`.
+        """
+        from .timeline import compose_timeline
+
+        return compose_timeline(self, segments, seed=seed, steps=steps, cond_scale=cond_scale,
+                                residual_cond_scale=residual_cond_scale, use_retrieval=use_retrieval,
+                                context=context, blend=blend, precision=precision)
+
     def _autocast(self, precision: str):
         import torch
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..constants import FRAMES_PER_TOKEN
 from .config import TokenizerConfig
 from .grid import GRID_CHANNELS, from_grid, grid_layout, to_grid
 from .networks import Decoder, Encoder
@@ -29,7 +30,7 @@ from .quantizer import ResidualVQ
 
 __all__ = ["MotionTokenizer", "TokenizerOutput", "token_mask", "UNIT_LENGTH"]
 
-UNIT_LENGTH = 4
+UNIT_LENGTH = FRAMES_PER_TOKEN
 """Frames per token along time (two stride-2 down-samplings)."""
 
 
