@@ -31,6 +31,7 @@ __all__ = ["main"]
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, lazy={
     "generate": ("remomask.cli.generate:generate", "Text to motion: joints, features, video, result.json."),
+    "edit": ("remomask.cli.edit:edit", "Regenerate a frame range or body parts of a motion with a new text."),
     "retrieve": ("remomask.cli.retrieve:retrieve", "Retrieve the database motions nearest to a text."),
     "assemble": ("remomask.cli.assemble:assemble", "Assemble trained stages into one pipeline folder."),
     "export-bvh": ("remomask.cli.export:export_bvh", "Write a motion file (joints or features) as a BVH file."),
@@ -39,6 +40,7 @@ __all__ = ["main"]
     "train": ("remomask.cli.train:train", "Train a stage (resumable, seeded; DDP under torchrun)."),
     "evaluate": ("remomask.cli.evaluate:evaluate", "Score a stage with the project's evaluation protocol."),
     "retriever": ("remomask.cli.retrieve:retriever", "Retrieval database tools."),
+    "studio": ("remomask.cli.studio:studio", "Serve a local web page: generate, view in 3D, compare, download."),
 })
 @click.version_option(package_name="remomask")
 def main() -> None:

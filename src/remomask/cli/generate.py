@@ -59,9 +59,12 @@ MAX_MOTIONS = 1000
 @device_option(help="cpu or cuda (cuda runs with bf16 autocast).")
 @click.option("--prompts", "prompts_file", type=click.Path(path_type=Path), default=None,
               help="UTF-8 file with one 'text[#seconds]' per line, generated in one batch.")
+@click.option("--timeline", default=None,
+              help="One continuous motion of any length: \"walk forward:4 | turn left and wave:3 | stand still:2\" "
+                   "(text:seconds[:seed] items), or a .json/.yaml/.txt file of segments.")
 def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, model_dir, out, no_video, bvh,
-             video_format, device, prompts_file) -> None:
-    """Generate motion for TEXT (or for every line of --prompts FILE).
+             video_format, device, prompts_file, timeline) -> None:
+    """Generate motion for TEXT (or for every line of --prompts FILE, or one --timeline of segments).
 
     TEXT may end in '#SECONDS' ("a person waves#3.5"), as lines of a prompts file do.
     """
@@ -69,6 +72,13 @@ def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, model_
     from ._outputs import staged_output
 
     # -- check the request before loading any model ----------------------------------------------------------
+    if timeline is not None:
+        if text is not None or prompts_file is not None:
+            raise fail("give --timeline alone, without TEXT or --prompts")
+        if seconds is not None or frames is not None or num_samples != 1:
+            raise fail("--timeline sets the durations itself; drop --seconds / --frames / --num-samples")
+        return _generate_timeline(timeline, seed, steps, cond_scale, model_dir, out, no_video, bvh, video_format,
+                                  device)
     if text is not None and prompts_file is not None:
         raise fail("give TEXT or --prompts FILE, not both")
     if seconds is not None and frames is not None:
@@ -114,6 +124,51 @@ def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, model_
         click.echo(f"sample {s['index']}: {s['frames']} frames ({s['seconds']:.1f} s) "
                    f"{', '.join(s['files'].values())}  \"{s['prompt']}\"")
     click.echo(f"seed {result.settings['seed']}; wrote {stage.final / 'result.json'}")
+
+
+def _generate_timeline(spec, seed, steps, cond_scale, model_dir, out, no_video, bvh, video_format, device) -> None:
+    """``generate --timeline``: one motion from segments (:mod:`remomask.pipeline.timeline`); writes
+    ``timeline_0.joints.npy``, ``timeline_0.features.npy``, ``timeline_0.bvh`` (``--bvh``), ``timeline_0.mp4``
+    (segment texts in the title) and ``result.json`` with every segment (frames, seed, retrieved entries)."""
+    import numpy as np
+
+    from ..constants import FPS
+    from ..pipeline.timeline import parse_timeline, read_timeline
+    from ._outputs import staged_output
+
+    looks_like_file = Path(spec).suffix.lower() in (".json", ".yaml", ".yml", ".txt") and "|" not in spec
+    segments = read_timeline(Path(spec)) if looks_like_file else parse_timeline(spec)
+    if model_dir is not None and not model_dir.is_dir():
+        raise fail(f"model folder {model_dir} does not exist; pass a folder written by "
+                   "ReMoMaskPipeline.save_pretrained (or leave --model out for the bundled model)")
+    check_device(device)
+    with staged_output(out, DEFAULT_OUT) as stage:
+        from ..pipeline import ReMoMaskPipeline
+
+        pipe = ReMoMaskPipeline.from_pretrained(model_dir, device=device)
+        res = pipe.compose(segments, seed=seed, steps=steps, cond_scale=cond_scale)
+        files = {"joints": "timeline_0.joints.npy", "features": "timeline_0.features.npy"}
+        np.save(stage.path / files["joints"], res.joints.astype("float32"))
+        np.save(stage.path / files["features"], res.features.astype("float32"))
+        if bvh:
+            from ..export import write_bvh
+
+            files["bvh"] = "timeline_0.bvh"
+            write_bvh(stage.path / files["bvh"], res.joints, fps=FPS)
+        if not no_video:
+            title = " | ".join(f"{s['start'] / FPS:.0f}s {s['text']}" for s in res.segments)
+            files["video"] = _render(res.joints, stage.path / f"timeline_0.{video_format}", title)
+        summary = {"timeline": [{"text": s.text, "seconds": s.seconds, "seed": s.seed} for s in segments],
+                   "seed": res.settings["seed"], "frames": len(res), "seconds": len(res) / FPS,
+                   "boundaries": res.boundaries,
+                   "model": str(model_dir) if model_dir is not None else "bundled default",
+                   "settings": res.settings, "files": files, "segments": res.segments}
+        (stage.path / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
+    for s in res.segments:
+        click.echo(f"segment {s['index']}: frames {s['start']}:{s['end']} ({s['frames'] / FPS:.1f} s) "
+                   f"\"{s['text']}\"")
+    click.echo(f"{len(res)} frames ({len(res) / FPS:.1f} s); seed {res.settings['seed']}; "
+               f"wrote {stage.final / 'result.json'}")
 
 
 def write_samples(result, out: Path, num_samples: int, no_video: bool, video_format: str, bvh: bool = False,

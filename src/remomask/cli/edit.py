@@ -1,0 +1,137 @@
+"""``remomask edit``: regenerate a frame range (or body parts over it) of a motion with a new text
+(docs/generation.md, "Editing"; :mod:`remomask.pipeline.editing`).
+
+The run folder (``outputs/edit/NNN`` or ``--out DIR``, staged so folders never mix runs) holds
+``edit_0.joints.npy`` (T', 22, 3) metres, ``edit_0.features.npy`` (T', 263), ``edit_0.bvh`` with ``--bvh``,
+``edit_0.mp4`` (title names the edited range) unless ``--no-video``, ``source_0.joints.npy`` (the source as read)
+and ``result.json`` (source, text, range, parts, seed, settings, retrieved entries, file names), written last.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ._core import POSITIVE, SEED, check_device, command, device_option, fail, finite, int_range
+
+__all__ = ["edit", "parse_frames", "DEFAULT_OUT"]
+
+DEFAULT_OUT = Path("outputs/edit")
+"""Parent of the numbered run folders when ``--out`` is not given."""
+
+
+def parse_frames(text: str | None) -> tuple[int | None, int | None] | None:
+    """``"A:B"`` / ``"A:"`` / ``":B"`` -> (A, B) frames (None = open end); None -> None (the whole motion).
+
+    Raises:
+        UsageError: not of that form, or negative numbers.
+    """
+    from ..errors import UsageError
+
+    if text is None:
+        return None
+    a, sep, b = text.partition(":")
+    if not sep:
+        raise UsageError(f"--frames takes A:B (frames at 20 fps, end exclusive; A: or :B for open ends), got {text!r}")
+    try:
+        start = int(a) if a.strip() else None
+        end = int(b) if b.strip() else None
+    except ValueError:
+        raise UsageError(f"--frames takes integer frames A:B, got {text!r}") from None
+    if (start is not None and start < 0) or (end is not None and end < 0):
+        raise UsageError(f"--frames must not be negative, got {text!r}")
+    return start, end
+
+
+@command("edit")
+@click.argument("source")
+@click.argument("text")
+@click.option("--frames", "frames_text", default=None,
+              help="Edited range A:B in frames at 20 fps, end exclusive (A: = to the end, :B = from the start) "
+                   "[default: the whole motion].")
+@click.option("--parts", default=None, help="Regenerate only these body parts (comma-separated): right_arm, "
+                                            "left_arm, arms, right_leg, left_leg, legs, lower, torso, head, upper.")
+@click.option("--extend", type=finite(0.0), default=0.0, show_default=True,
+              help="Seconds to generate after the source's end (continuation); the range then runs to the end.")
+@click.option("--seed", type=SEED, default=None, help="Random seed [default: a fresh one, written to result.json].")
+@click.option("--steps", type=POSITIVE, default=None, help="Masked-decoding steps [default: the model's].")
+@click.option("--cond-scale", type=finite(0.0), default=None, help="RAG-CFG guidance scale [default: the model's].")
+@click.option("--blend", type=int_range(0, 40), default=8, show_default=True, help="Seam fade in frames.")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+              help="Pipeline folder [default: the bundled model].")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder; a previous remomask result there is replaced [default: outputs/edit/NNN].")
+@click.option("--no-video", is_flag=True, help="Skip the stick-figure video.")
+@click.option("--bvh", is_flag=True, help="Also write edit_0.bvh (22-joint skeleton, centimetres, 20 fps).")
+@click.option("--video-format", type=click.Choice(["mp4", "gif"]), default="mp4", show_default=True)
+@device_option()
+def edit(source, text, frames_text, parts, extend, seed, steps, cond_scale, blend, model_dir, out, no_video, bvh,
+         video_format, device) -> None:
+    """Regenerate frames A:B of SOURCE (a .npy/.npz/.bvh motion file or a dataset id such as 000021) with TEXT.
+
+    Frames outside A:B are returned unchanged; with --parts only those body parts change.
+    """
+    from ..constants import FPS
+    from ..pipeline.editing import check_range, load_source, resolve_parts
+    from ..pipeline.request import check_prompts
+    from ._outputs import staged_output
+
+    # -- check everything before a model loads -----------------------------------------------------------------
+    if not text.replace("\ufeff", "").strip():
+        raise fail("the edit text is empty; give a sentence, e.g. remomask edit walk.npy \"wave\" --frames 40:80")
+    text = check_prompts(text)[0]
+    frames = parse_frames(frames_text)
+    resolve_parts(parts)
+    ext = int(round(extend * FPS))
+    if parts and ext:
+        raise fail("--parts cannot be combined with --extend")
+    src = load_source(source)
+    if ext and frames is None:
+        frames = (len(src), None)
+    check_range(frames, len(src), ext)
+    if model_dir is not None and not model_dir.is_dir():
+        raise fail(f"model folder {model_dir} does not exist; pass a folder written by "
+                   "ReMoMaskPipeline.save_pretrained (or leave --model out for the bundled model)")
+    check_device(device)
+
+    with staged_output(out, DEFAULT_OUT) as stage:
+        import numpy as np
+
+        from ..pipeline import ReMoMaskPipeline
+
+        pipe = ReMoMaskPipeline.from_pretrained(model_dir, device=device)
+        res = pipe.edit(src, text, frames, parts=parts, extend=ext, seed=seed, steps=steps, cond_scale=cond_scale,
+                        blend=blend)
+        a, b = res.frames
+        files = {"joints": "edit_0.joints.npy", "features": "edit_0.features.npy", "source": "source_0.joints.npy"}
+        np.save(stage.path / files["joints"], res.joints.astype("float32"))
+        np.save(stage.path / files["features"], res.features.astype("float32"))
+        np.save(stage.path / files["source"], src.joints.astype("float32"))
+        if bvh:
+            from ..export import write_bvh
+
+            files["bvh"] = "edit_0.bvh"
+            write_bvh(stage.path / files["bvh"], res.joints, fps=FPS)
+        if not no_video:
+            from .generate import _render
+
+            title = f"{text}  [edited {a / FPS:.1f}-{b / FPS:.1f} s{', ' + ','.join(res.parts) if res.parts else ''}]"
+            files["video"] = _render(res.joints, stage.path / f"edit_0.{video_format}", title)
+        summary = {"source": res_source(source, src), "prompt": text, "frames": [a, b],
+                   "seconds": [a / FPS, b / FPS], "source_frames": res.source_frames, "total_frames": len(res),
+                   "parts": res.parts, "part_joints": list(res.part_joints), "seed": res.settings["seed"],
+                   "model": str(model_dir) if model_dir is not None else "bundled default",
+                   "settings": res.settings, "token_window": list(res.window), "files": files,
+                   "retrieved": [{"id": h["entry_id"], "motion_id": h["motion_id"], "caption": h["caption"],
+                                  "score": round(float(h["score"]), 6)} for h in res.retrieved]}
+        (stage.path / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
+    click.echo(f"edited frames {a}:{b} ({a / FPS:.1f}-{b / FPS:.1f} s) of {src.source} "
+               f"({res.source_frames} frames){' parts ' + ','.join(res.parts) if res.parts else ''}: \"{text}\"")
+    click.echo(f"seed {res.settings['seed']}; wrote {stage.final / 'result.json'}")
+
+
+def res_source(arg: str, src) -> str:
+    """How ``result.json`` names the source: the path as given, or ``dataset:<id>``."""
+    return src.source if src.source.startswith("dataset:") else str(arg)
