@@ -29,7 +29,17 @@ pipe = ReMoMaskPipeline.from_pretrained()                  # the bundled model; 
 out = pipe(["a person jogs in a small circle to the left"], seconds=5, seed=0)
 print(out.joints[0].shape, out.lengths, out.retrieved[0][0]["caption"])
 assert out.joints[0].shape == (100, 22, 3), out.joints[0].shape
+
+long = pipe.compose([("walk forward", 4), ("turn left and wave", 3), ("stand still", 2)], seed=0)
+assert long.joints.shape == (180, 22, 3) and list(long.boundaries) == [80, 140], (long.joints.shape, long.boundaries)
+edit = pipe.edit(out.joints[0], "a person jumps", frames=(20, 60), seed=0)
+assert (edit.joints[:20] == out.joints[0][:20]).all() and (edit.joints[60:] == out.joints[0][60:]).all()
 PY
+# README Commands: a timeline and an edit
+remomask generate --timeline "walk forward:4 | turn left and wave:3 | stand still:2" --no-video
+python "$here/check_generate.py" outputs/generate/003 --timeline
+remomask edit outputs/generate/001/sample_0.joints.npy "a person jumps" --frames 20:60 --no-video
+test -f outputs/edit/001/result.json
 # a bad request: one line, exit 2
 set +e; remomask generate "" 2>err.txt; rc=$?; set -e
 test "$rc" -eq 2 && test "$(wc -l < err.txt)" -eq 1 && grep -q "^error: " err.txt

@@ -24,10 +24,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--timeline", action="store_true", help="a `generate --timeline` folder: one motion")
     args = parser.parse_args()
     problems: list[str] = []
     result = json.loads((args.out / "result.json").read_text())
     samples = result.get("samples") or []
+    if args.timeline:  # one long motion: its frames are the sum of the segments'
+        samples = [{"files": result.get("files", {}), "frames": result.get("frames")}]
+        args.seconds = sum(seg["seconds"] for seg in result.get("segments", []))
     if not samples:
         problems.append("result.json lists no samples")
     for i, sample in enumerate(samples):
@@ -43,7 +47,9 @@ def main() -> int:
             problems.append(f"sample {i}: non-finite values")
         if sample.get("frames") != t:
             problems.append(f"sample {i}: result.json says {sample.get('frames')} frames, the file has {t}")
-        if args.seconds is not None:
+        if args.timeline:
+            lo = hi = int(round(args.seconds * 20))
+        elif args.seconds is not None:
             hi = int(round(args.seconds * 20))
             lo = hi - 3  # the token grid has 4 frames a row
         else:
