@@ -8,12 +8,13 @@ Routes (every ``/api`` answer is JSON; every error is ``{"error": "one line"}`` 
 ``GET  /api/health``                  model status, limits, skeleton (chains, side colours)
 ``POST /api/generate``                text -> motions (joints inline) + file ids
 ``POST /api/retrieve``                text -> database hits
+``POST /api/compose``                 timeline segments -> one continuous motion (``ReMoMaskPipeline.compose``)
 ``GET  /api/entries/{entry_id}``      the motion of one database entry (joints inline)
 ``GET  /api/files/{file_id}``         a generated file, by opaque id only
 ====================================  ==============================================================
 
-``/api/edit`` and ``/api/compose`` are reserved for the editing / timeline issue (same request and error
-conventions); until then they answer 404 like any unknown route.
+``/api/edit`` is reserved for motion editing (``ReMoMaskPipeline.edit``; same request and error conventions);
+until it is added it answers 404 like any unknown route.
 
 Safety: request bodies are bounded (:data:`MAX_BODY_BYTES`, 413), POSTs must be ``application/json`` (415;
 this also forces a CORS pre-flight, which the studio never grants, on cross-site requests), the ``Host``
@@ -45,7 +46,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..cli._core import _one_line
 from ..errors import RemomaskError
-from .service import RequestError, Studio, check_generate, check_retrieve
+from .service import RequestError, Studio, check_compose, check_generate, check_retrieve
 from .store import UnknownFileError
 
 __all__ = ["create_app", "STATIC_DIR", "MAX_BODY_BYTES", "LOCAL_HOSTS"]
@@ -92,16 +93,17 @@ async def _json_body(request: Request):
 
 
 def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None = None,
-               load_on_startup: bool = True) -> Starlette:
+               load_on_startup: bool = True, close_studio: bool = True) -> Starlette:
     """The studio's ASGI application.
 
     Args:
         studio: the :class:`~remomask.studio.service.Studio` (the bundled model on CPU by default).
         allowed_hosts: accepted ``Host`` header names (default :data:`LOCAL_HOSTS`; ``["*"]`` accepts any).
         load_on_startup: start loading the model when the server starts (else on the first request).
+        close_studio: delete the studio's file store on shutdown (False when several apps share one studio).
 
     Returns:
-        A Starlette application; on shutdown it deletes the studio's file store.
+        A Starlette application.
     """
     import anyio.to_thread
 
@@ -127,6 +129,9 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
     async def page(request: Request) -> Response:
         return Response(index_html, media_type="text/html; charset=utf-8", headers=page_headers)
 
+    async def favicon(request: Request) -> Response:
+        return Response(status_code=204)
+
     async def health(request: Request) -> Response:
         return JSONResponse(studio.health(), headers={"Cache-Control": "no-store"})
 
@@ -136,6 +141,13 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
         except RequestError as exc:
             return _error(str(exc), exc.status)
         return await run(studio.generate, checked)
+
+    async def compose(request: Request) -> Response:
+        try:
+            checked = check_compose(await _json_body(request))
+        except RequestError as exc:
+            return _error(str(exc), exc.status)
+        return await run(studio.compose, checked)
 
     async def retrieve(request: Request) -> Response:
         try:
@@ -178,13 +190,15 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
         try:
             yield
         finally:
-            studio.close()
+            if close_studio:
+                studio.close()
 
     hosts = list(allowed_hosts) if allowed_hosts is not None else list(LOCAL_HOSTS)
     app = Starlette(
-        routes=[Route("/", page), Route("/index.html", page),
+        routes=[Route("/", page), Route("/index.html", page), Route("/favicon.ico", favicon),
                 Route("/api/health", health), Route("/api/generate", generate, methods=["POST"]),
                 Route("/api/retrieve", retrieve, methods=["POST"]),
+                Route("/api/compose", compose, methods=["POST"]),
                 Route("/api/entries/{entry_id}", entry), Route("/api/files/{file_id}", file),
                 Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")],
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],

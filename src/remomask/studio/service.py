@@ -35,7 +35,8 @@ from .store import FileStore
 
 __all__ = ["Studio", "GenerateRequest", "RequestError", "BusyError", "ModelUnavailableError", "check_generate",
            "check_retrieve", "skeleton_info", "MAX_PROMPT_CHARS", "MAX_STUDIO_SAMPLES", "MAX_RETRIEVE_K",
-           "MAX_STEPS", "MAX_QUEUE"]
+           "MAX_STEPS", "MAX_QUEUE", "ComposeRequest", "check_compose", "MAX_TIMELINE_SEGMENTS",
+           "MAX_TIMELINE_SECONDS"]
 
 MAX_PROMPT_CHARS = 500
 """Longest prompt or search text, in characters (HumanML3D captions are far shorter)."""
@@ -52,6 +53,13 @@ MAX_STEPS = 100
 MAX_QUEUE = 16
 """Most generation requests waiting for the worker; more are refused with HTTP 503."""
 
+MAX_TIMELINE_SEGMENTS = 12
+"""Most segments of one studio timeline (``POST /api/compose``)."""
+
+MAX_TIMELINE_SECONDS = 60.0
+"""Longest studio timeline, seconds (the library allows more; the studio keeps one request short)."""
+
+_COMPOSE_FIELDS = {"segments", "seed", "cond_scale", "steps"}
 _GENERATE_FIELDS = {"prompt", "seconds", "frames", "seed", "num_samples", "cond_scale", "steps"}
 _RETRIEVE_FIELDS = {"text", "k"}
 _TRAJECTORY_COLOUR = "#009E73"   # the renders' root path colour (remomask.render.stick)
@@ -150,7 +158,12 @@ def check_generate(payload) -> GenerateRequest:
     values = _fields(payload, _GENERATE_FIELDS)
     if "prompt" not in values:
         raise RequestError("the prompt is empty; give a sentence, e.g. \"a person waves\"")
-    text, suffix = parse_prompt(_text(values["prompt"], "the prompt"))
+    try:
+        text, suffix = parse_prompt(_text(values["prompt"], "the prompt"))
+    except RemomaskError as exc:
+        if isinstance(exc, RequestError):
+            raise
+        raise RequestError(_one_line(exc)) from None
     seconds = _convert(finite(), values["seconds"], "seconds") if "seconds" in values else None
     frames = _convert(int_range(), values["frames"], "frames") if "frames" in values else None
     if seconds is not None and frames is not None:
@@ -168,6 +181,57 @@ def check_generate(payload) -> GenerateRequest:
         cond_scale=_convert(finite(0.0), values["cond_scale"], "cond_scale") if "cond_scale" in values else None,
         steps=_convert(int_range(1, MAX_STEPS), values["steps"], "steps") if "steps" in values else None,
         target_frames=target)
+
+
+@dataclass(frozen=True)
+class ComposeRequest:
+    """A checked timeline request: ``segments`` as ``({"text", "seconds"[, "seed"]}, ...)``, base ``seed``,
+    ``cond_scale`` and ``steps`` (None: the model's)."""
+
+    segments: tuple
+    seed: int | None = None
+    cond_scale: float | None = None
+    steps: int | None = None
+
+
+def check_compose(payload) -> ComposeRequest:
+    """Check the JSON body of ``POST /api/compose``: ``{"segments": [{"text": str, "seconds": float,
+    "seed": int | null}, ...], "seed": int | null, "cond_scale": float | null, "steps": int | null}``.
+
+    Each text is checked as a prompt (empty, :data:`MAX_PROMPT_CHARS`), each duration is a finite number
+    (the pipeline's ``compose`` checks the one-token minimum), at most :data:`MAX_TIMELINE_SEGMENTS` segments
+    and :data:`MAX_TIMELINE_SECONDS` in all.
+
+    Raises:
+        RequestError: as :func:`check_generate`.
+    """
+    values = _fields(payload, _COMPOSE_FIELDS)
+    segments = values.get("segments")
+    if not isinstance(segments, list) or not segments:
+        raise RequestError("the timeline is empty; give segments such as [{\"text\": \"a person walks\", "
+                           "\"seconds\": 4}]")
+    if len(segments) > MAX_TIMELINE_SEGMENTS:
+        raise RequestError(f"the timeline has {len(segments)} segments; the studio takes at most "
+                           f"{MAX_TIMELINE_SEGMENTS}", 413)
+    checked = []
+    for i, seg in enumerate(segments, 1):
+        if not isinstance(seg, dict) or set(seg) - {"text", "seconds", "seed"}:
+            raise RequestError(f"timeline segment {i}: give 'text' and 'seconds' (and optionally 'seed')")
+        text = _text(seg.get("text"), f"the text of timeline segment {i}").strip()
+        if seg.get("seconds") in (None, ""):
+            raise RequestError(f"timeline segment {i} ({text!r}) has no duration")
+        item = {"text": text, "seconds": _convert(finite(positive=True), seg["seconds"], f"segment {i} seconds")}
+        if seg.get("seed") not in (None, ""):
+            item["seed"] = _convert(SEED, seg["seed"], f"segment {i} seed")
+        checked.append(item)
+    total = sum(s["seconds"] for s in checked)
+    if total > MAX_TIMELINE_SECONDS:
+        raise RequestError(f"the timeline lasts {total:g} s; the studio composes at most {MAX_TIMELINE_SECONDS:g} s",
+                           413)
+    return ComposeRequest(
+        segments=tuple(checked), seed=_convert(SEED, values["seed"], "seed") if "seed" in values else None,
+        cond_scale=_convert(finite(0.0), values["cond_scale"], "cond_scale") if "cond_scale" in values else None,
+        steps=_convert(int_range(1, MAX_STEPS), values["steps"], "steps") if "steps" in values else None)
 
 
 def check_retrieve(payload) -> tuple[str, int]:
@@ -257,7 +321,9 @@ class Studio:
             if self._loading:
                 return
             self._loading = True
-        threading.Thread(target=self._load, name="remomask-studio-load", daemon=True).start()
+        # not a daemon: an exit (Ctrl-C) during the load waits for it instead of killing torch mid-call
+        self._loader = threading.Thread(target=self._load, name="remomask-studio-load", daemon=False)
+        self._loader.start()
 
     def _load(self) -> None:
         start = time.perf_counter()
@@ -352,6 +418,61 @@ class Studio:
         return {"id": rid, "prompt": request.text, "seed": out.settings["seed"], "settings": out.settings,
                 "fps": self._skeleton["fps"], "seconds_taken": round(taken, 3), "files": {"result": result_file},
                 "samples": answer}
+
+    def compose(self, request: ComposeRequest) -> dict:
+        """Compose one continuous motion from timeline segments (``ReMoMaskPipeline.compose``; the timeline
+        method of docs/generation.md, "Timelines") and register its files.
+
+        Returns:
+            ``{"id", "seed", "settings", "fps", "seconds_taken", "frames", "seconds", "joints": (T, 22, 3) lists,
+            "segments": [{"text", "seconds", "start", "end", "seed", "retrieved"}], "files": {"joints",
+            "features", "bvh", "video", "result"}}``.
+
+        Raises:
+            ModelUnavailableError / BusyError: as :meth:`generate`. RequestError: this model cannot compose
+            (404), or the pipeline refused the timeline (its one line).
+        """
+        import json
+
+        import numpy as np
+
+        pipe = self.pipeline()
+        if not hasattr(pipe, "compose"):
+            raise RequestError("this remomask version cannot compose timelines", 404)
+        seed = request.seed
+        if seed is None:
+            import secrets
+
+            seed = secrets.randbelow(2**31)
+        with self._turn():
+            start = time.perf_counter()
+            try:
+                out = pipe.compose([dict(s) for s in request.segments], seed=seed, steps=request.steps,
+                                   cond_scale=request.cond_scale)
+            except (ValueError, RemomaskError) as exc:
+                raise RequestError(_one_line(exc)) from None
+            taken = time.perf_counter() - start
+        joints = np.asarray(out.joints, dtype=np.float32)
+        rid, folder = self.store.new_result()
+        np.save(folder / "timeline.joints.npy", joints)
+        np.save(folder / "timeline.features.npy", np.asarray(out.features, dtype=np.float32))
+        segments = json.loads(json.dumps(out.segments, default=_plain))
+        title = " | ".join(f"{s['text']}:{s['seconds']:g}" for s in request.segments)
+        files = {"joints": self.store.add(rid, "timeline.joints.npy", "application/octet-stream"),
+                 "features": self.store.add(rid, "timeline.features.npy", "application/octet-stream"),
+                 "bvh": self.store.add(rid, "timeline.bvh", "text/plain", _bvh_producer(joints)),
+                 "video": self.store.add(rid, "timeline.mp4", "video/mp4", self._video_producer(joints, title))}
+        summary = {"timeline": list(request.segments), "seed": seed, "frames": int(len(joints)),
+                   "seconds": len(joints) / self._skeleton["fps"],
+                   "model": str(self.model_dir) if self.model_dir is not None else "bundled default",
+                   "settings": json.loads(json.dumps(out.settings, default=_plain)), "segments": segments,
+                   "files": {"joints": "timeline.joints.npy", "features": "timeline.features.npy",
+                             "bvh": "timeline.bvh", "video": "timeline.mp4"}}
+        (folder / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
+        files["result"] = self.store.add(rid, "result.json", "application/json")
+        return {"id": rid, "seed": seed, "settings": summary["settings"], "fps": self._skeleton["fps"],
+                "seconds_taken": round(taken, 3), "frames": summary["frames"], "seconds": summary["seconds"],
+                "joints": _joints_json(joints), "segments": segments, "files": files}
 
     def _video_producer(self, joints, title: str):
         """A producer rendering the stick-figure video on first download (mp4; gif when ffmpeg fails)."""
@@ -479,8 +600,22 @@ class Studio:
                 "features": {"edit": False, "compose": bool(pipe is not None and hasattr(pipe, "compose"))}}
 
     def close(self) -> None:
-        """Delete the file store."""
+        """Wait for a model load in progress, then delete the file store."""
+        loader = getattr(self, "_loader", None)
+        if loader is not None and loader is not threading.current_thread():
+            loader.join()
         self.store.close()
+
+
+def _plain(value):
+    """JSON fallback for numpy scalars and arrays in library results."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def _bvh_producer(joints):
