@@ -147,3 +147,13 @@ def test_cli_edit_writes_a_result(tmp_path):
     edited = np.load(out / "edit_0.joints.npy")
     src = np.load(out / "source_0.joints.npy")
     assert np.array_equal(edited[:40], src[:40]) and np.array_equal(edited[80:], src[80:])
+
+
+def test_no_keyframes_is_the_plain_edit(pipe):
+    """keyframes={} / None leave an edit unchanged (same seed -> bit-identical joints and features)."""
+    from remomask.pipeline.editing import edit_motion
+
+    plain = pipe.edit(SOURCE, "a person jumps up and down", (60, 110), seed=3)
+    none = edit_motion(pipe, SOURCE, "a person jumps up and down", (60, 110), seed=3, keyframes={})
+    assert np.array_equal(plain.joints, none.joints) and np.array_equal(plain.features, none.features)
+    assert none.keyframes == {} and "keyframe_offsets_m" not in none.settings

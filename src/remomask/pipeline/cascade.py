@@ -275,7 +275,8 @@ class ReMoMaskPipeline:
     # ---- editing and timelines (remomask.pipeline.editing, remomask.pipeline.timeline) -------------------------
     def edit(self, source, text: str, frames=None, *, parts=None, extend: int = 0, seed: int | None = None,
              generator=None, steps: int | None = None, cond_scale: float | None = None,
-             residual_cond_scale: float | None = None, use_retrieval: bool = True, blend: int = 8, dataset=None):
+             residual_cond_scale: float | None = None, use_retrieval: bool = True, blend: int = 8, dataset=None,
+             keyframes=None):
         """Regenerate a frame range (or only some body parts over it) of ``source`` with ``text``.
 
         Args:
@@ -286,6 +287,8 @@ class ReMoMaskPipeline:
             extend: frames appended and generated after the source (continuation).
             seed, generator, steps, cond_scale, residual_cond_scale, use_retrieval: as in :meth:`__call__`.
             blend: seam fade in frames. dataset: dataset folder for an id source.
+            keyframes: None or ``{frame: pose}``, poses (22, 3) metres in the source's coordinates or
+                ``(motion, frame)``, frames inside the range (:mod:`remomask.pipeline.keyframes`).
 
         Returns:
             :class:`~remomask.pipeline.editing.EditResult` (joints (T', 22, 3) metres; frames outside the range
@@ -300,7 +303,18 @@ class ReMoMaskPipeline:
 
         return edit_motion(self, source, text, frames, parts=parts, extend=extend, seed=seed, generator=generator,
                            steps=steps, cond_scale=cond_scale, residual_cond_scale=residual_cond_scale,
-                           use_retrieval=use_retrieval, blend=blend, dataset=dataset)
+                           use_retrieval=use_retrieval, blend=blend, dataset=dataset, keyframes=keyframes)
+
+    def inbetween(self, start, end, text: str, frames: int, **kwargs):
+        """``frames`` new frames with ``text`` leading from ``start`` (a (22, 3) pose or a motion: its last frame)
+        to ``end`` (a pose or a motion: its first frame); see :func:`remomask.pipeline.keyframes.inbetween` for the
+        options, the returned :class:`~remomask.pipeline.editing.EditResult` and the errors (``UsageError``).
+
+        Source: keyframe in-betweening on the masked token grid, :mod:`remomask.pipeline.keyframes`.
+        """
+        from .keyframes import inbetween
+
+        return inbetween(self, start, end, text, frames, **kwargs)
 
     def compose(self, segments, *, seed: int | None = None, steps: int | None = None,
                 cond_scale: float | None = None, residual_cond_scale: float | None = None,

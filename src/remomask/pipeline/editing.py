@@ -35,6 +35,10 @@ Method (arXiv 2508.02605 Sec. 3 for the generators; MoMask's temporal in-paintin
 4. **Features.** ``features`` are the source's outside the range and the decoded ones inside, cross-faded
    with the source over ``blend`` frames at each seam. The joints are the authoritative output: the root
    alignment of step 3 lives in the joints only (the features keep the generator's local root velocities).
+
+**Keyframes** (``keyframes=``, :mod:`remomask.pipeline.keyframes`): each keyframe's token row is kept (encoded
+from a hold of the pose), the keyframe frame is the pose bit for bit, and the pieces between keyframes are
+spliced as in step 3 with the keyframes as anchors.
 """
 
 from __future__ import annotations
@@ -238,7 +242,10 @@ class EditResult:
         text: the prompt of the new content. retrieved: the retrieved database entries (best first).
         token_ids: (n, J', Q) int64 ids of the window after the edit; ``window`` its (first, end) token rows.
         edited_tokens: (n, J') bool, the regenerated positions of the window.
-        settings: sampling settings and seed.
+        settings: sampling settings and seed (with keyframes also ``keyframe_offsets_m``: per keyframe, the
+            largest joint distance in metres between the generated frame, rigidly aligned, and the pose: what
+            the seam blend absorbs; :mod:`remomask.pipeline.keyframes`).
+        keyframes: ``{frame: (22, 3) float32 pose}`` met bit for bit (empty without keyframes).
     """
 
     joints: np.ndarray
@@ -253,6 +260,7 @@ class EditResult:
     window: tuple[int, int]
     edited_tokens: np.ndarray
     settings: dict = field(default_factory=dict)
+    keyframes: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.joints.shape[0])
@@ -304,7 +312,7 @@ def check_range(frames, total: int, extend: int = 0) -> tuple[int, int]:
 def edit_motion(pipe, source, text: str, frames=None, *, parts=None, extend: int = 0, seed: int | None = None,
                 generator=None, steps: int | None = None, cond_scale: float | None = None,
                 residual_cond_scale: float | None = None, use_retrieval: bool = True, blend: int = DEFAULT_BLEND,
-                dataset=None) -> EditResult:
+                dataset=None, keyframes=None, key_tokens: bool = True) -> EditResult:
     """Regenerate a frame range (optionally only some body parts) of a motion with a new text.
 
     Args:
@@ -320,13 +328,20 @@ def edit_motion(pipe, source, text: str, frames=None, *, parts=None, extend: int
         use_retrieval: retrieve for ``text`` (RAG, arXiv 2508.02605 Sec. 3) as generation does.
         blend: seam fade length in frames (>= 0; module docstring).
         dataset: dataset folder for a dataset-id source (None = the embedded dataset).
+        keyframes: ``{frame: pose}`` poses required inside ``[start, end)`` (a pose: (22, 3) joints in metres in
+            the source's world frame, anything :func:`~remomask.pipeline.keyframes.as_pose` reads, or
+            ``(motion, frame)``); temporal edits only. The output equals each pose bit for bit at its frame
+            (:mod:`remomask.pipeline.keyframes`).
+        key_tokens: keep the keyframes' token rows encoded from a hold of the pose (True) or regenerate them
+            too and enforce the poses in joint space only (False; for measurements).
 
     Returns:
         :class:`EditResult`; ``joints[t]`` equals the source's bit for bit for t outside ``[start, end)``
-        (and for untouched joints everywhere in a part edit).
+        (and for untouched joints everywhere in a part edit), and the keyframe pose at each keyframe.
 
     Raises:
-        UsageError: empty text, bad range, unknown part, an extension with a part edit, bad blend.
+        UsageError: empty text, bad range, unknown part, an extension with a part edit, bad blend, keyframes
+        outside the range / closer than 4 frames / with a part edit.
         The errors of :func:`load_source`.
 
     Source: arXiv 2508.02605 Sec. 3; MoMask temporal in-painting; module docstring for splicing.
@@ -352,6 +367,11 @@ def edit_motion(pipe, source, text: str, frames=None, *, parts=None, extend: int
     t_src = len(src)
     start, end = check_range(frames, t_src, int(extend))
     total = t_src + int(extend)
+    from .keyframes import check_keyframes, keyframe_rows, placeholder_joints
+
+    keys = check_keyframes(keyframes, start, end, dataset)
+    if keys and part_joints:
+        raise UsageError("keyframes constrain the whole body; they cannot be combined with a body-part edit")
 
     tok = pipe.tokenizer
     dev = pipe.device
@@ -377,12 +397,29 @@ def edit_motion(pipe, source, text: str, frames=None, *, parts=None, extend: int
     if ids.shape[0] < rows:
         pad = ids.new_full((rows - ids.shape[0], *ids.shape[1:]), -1)
         ids = torch.cat([ids, pad])
+    ref_j = src.joints.astype(np.float64)             # the source the new frames are spliced against
+    ref_f = src.features
+    if keys:   # keyframe placeholder: tokens of a pose hold at each keyframe row (keyframes.py, step 1)
+        from .keyframes import _features
+
+        ref_j = placeholder_joints(src.joints, start, end, keys)
+        f_key = _features(ref_j, _feats_from_joints())
+        ref_f = np.concatenate([src.features, np.zeros((total - t_src, src.features.shape[1]), np.float32)])
+        ref_f[start:end] = f_key[start:end]
+        if key_tokens:
+            with torch.no_grad():
+                ids_k = tok.encode(tok.normalize(torch.from_numpy(f_key).to(dev))[None])[0]
+            for r in keyframe_rows(keys):
+                ids[r] = ids_k[r]
     win = ids[w0:w1].clone()
     n, ncol = win.shape[0], win.shape[1]
     edit = torch.zeros(n, ncol, dtype=torch.bool, device=dev)
     cols = part_columns(part_joints, tok) if part_joints else list(range(ncol))
     for c in cols:
         edit[r0 - w0:r1 - w0, c] = True
+    if keys and key_tokens:
+        for r in keyframe_rows(keys):
+            edit[r - w0] = False
     # 2. inpaint, decode
     with torch.no_grad():
         cond = pipe.conditions([text], keep_hits=use_r, retrieve=use_r)
@@ -400,37 +437,71 @@ def edit_motion(pipe, source, text: str, frames=None, *, parts=None, extend: int
     out[:t_src] = src.joints
     feats = np.zeros((total, src.features.shape[1]), dtype=np.float32)
     feats[:t_src] = src.features
-    rng_t = np.arange(start, end)
     if part_joints:
         spliced = _splice_parts(src.joints.astype(np.float64), joints_w.astype(np.float64), f0, start, end,
                                 part_joints, blend)
         out[start:end] = spliced.astype(np.float32)
+        pieces = [(start, end, end < t_src)]
     else:
-        out[start:end] = _splice_temporal(src.joints.astype(np.float64), joints_w.astype(np.float64), f0, start,
-                                          end, t_src, blend).astype(np.float32)
-    # 4. features: decoded inside, cross-faded with the source at the seams
-    fw = feats_w[new_at(rng_t)]
-    wgt = np.ones(len(rng_t))
-    if blend:
-        k = np.arange(len(rng_t))
-        if start > 0:
-            wgt = np.minimum(wgt, _smooth((k + 1) / (blend + 1)))
-        if end < t_src:
-            wgt = np.minimum(wgt, _smooth((len(rng_t) - k) / (blend + 1)))
-    inside_src = np.zeros_like(fw)
-    have = rng_t < t_src
-    inside_src[have] = src.features[rng_t[have]]
-    wgt = np.where(have, wgt, 1.0)[:, None]
-    fw = (wgt * fw + (1 - wgt) * inside_src).astype(np.float32)
-    if part_joints:   # keep the source's root channels (root is never edited by a part edit)
-        fw[:, :4] = src.features[rng_t, :4]
-    feats[start:end] = fw
+        # keyframes split the range; each keyframe frame is the pose, an anchor of the pieces on both sides
+        bounds = [start - 1] + list(keys) + [end]
+        pieces = [(lo + 1, hi, hi < t_src or hi in keys) for lo, hi in zip(bounds, bounds[1:]) if hi > lo + 1]
+        for lo, hi, right in pieces:
+            out[lo:hi] = _splice_temporal(ref_j, joints_w.astype(np.float64), f0, lo, hi, hi + 1 if right else
+                                          hi, blend).astype(np.float32)
+        for k, pose in keys.items():
+            out[k] = pose
+    # 4. features: decoded inside, cross-faded with the source (or the keyframe placeholder) at the seams
+    for lo, hi, right in pieces:
+        rng_t = np.arange(lo, hi)
+        fw = feats_w[new_at(rng_t)]
+        wgt = np.ones(len(rng_t))
+        if blend:
+            k = np.arange(len(rng_t))
+            if lo > 0:
+                wgt = np.minimum(wgt, _smooth((k + 1) / (blend + 1)))
+            if right:
+                wgt = np.minimum(wgt, _smooth((len(rng_t) - k) / (blend + 1)))
+        inside_src = np.zeros_like(fw)
+        have = rng_t < (total if keys else t_src)
+        inside_src[have] = ref_f[rng_t[have]]
+        wgt = np.where(have, wgt, 1.0)[:, None]
+        fw = (wgt * fw + (1 - wgt) * inside_src).astype(np.float32)
+        if part_joints:   # keep the source's root channels (root is never edited by a part edit)
+            fw[:, :4] = src.features[rng_t, :4]
+        feats[lo:hi] = fw
+    for k in keys:
+        feats[k] = ref_f[k]
     hits = cond.hits[0] if use_r else []
     settings = dict(sampling.to_dict(), seed=seed, use_retrieval=use_r, blend=int(blend), device=str(dev))
+    if keys:
+        settings.update(key_tokens=bool(key_tokens),
+                        keyframe_offsets_m={int(k): _key_offset(joints_w.astype(np.float64), k - f0, pose)
+                                            for k, pose in keys.items()})
     return EditResult(out, feats, (start, end), t_src, [] if parts is None else
                       ([p.strip() for p in parts.split(",")] if isinstance(parts, str) else list(parts)),
                       part_joints, text, hits, new_ids[0].cpu().numpy().astype(np.int64), (w0, w1),
-                      edit.cpu().numpy(), settings)
+                      edit.cpu().numpy(), settings, {int(k): v.copy() for k, v in keys.items()})
+
+
+def _feats_from_joints():
+    from ..data.features import features_from_joints
+
+    return features_from_joints
+
+
+def _key_offset(new_w: np.ndarray, t: int, pose: np.ndarray) -> float:
+    """Largest joint distance (m) between generated frame t, moved rigidly (yaw + XZ) onto the pose's root and
+    heading, and the pose: the offset the seam blend fades out at a keyframe."""
+    j = new_w[t]
+    p = np.asarray(pose, np.float64)
+    phi = _wrap(facing_angle(p[None])[0] - facing_angle(j[None])[0])
+    r = j[0].copy()
+    r[1] = 0.0
+    q = p[0].copy()
+    q[1] = 0.0
+    moved = _rot(j - r, phi) + q
+    return float(np.linalg.norm(moved - p, axis=-1).max())
 
 
 def _pose(joints: np.ndarray, t: int, hips_only: bool = False) -> tuple[float, np.ndarray]:
