@@ -240,6 +240,12 @@ def test_compose_timeline(client, studio):
     bvh = client.get(f"/api/files/{out['files']['bvh']}")
     assert bvh.status_code == 200 and bvh.text.startswith("HIERARCHY")
     assert client.get("/api/health").json()["features"]["compose"] is True
+    # a timeline is a motion the studio made: edit across its seam
+    edited = client.post("/api/edit", json={"motion": out["motion"], "text": "a person jumps", "frames": [40, 56],
+                                            "seed": 0, "steps": 3})
+    assert edited.status_code == 200, edited.text
+    src, new = _npy(client, out["files"]["joints"]), _npy(client, edited.json()["files"]["joints"])
+    assert np.array_equal(new[:40], src[:40]) and np.array_equal(new[56:], src[56:])
     for body, status in (({"segments": []}, 422), ({"segments": [{"text": " ", "seconds": 2}]}, 422),
                          ({"segments": [{"text": "a person waves", "seconds": 0.05}]}, 422),
                          ({"segments": [{"text": "a person waves", "seconds": 2}] * 100}, 413),
@@ -247,6 +253,99 @@ def test_compose_timeline(client, studio):
         r = client.post("/api/compose", json=body)
         assert r.status_code == status, (body, r.text)
         _one_line(r)
+
+
+@pytest.fixture(scope="module")
+def edit_source(client):
+    """A generated 3 s sample (60 frames) to edit, and its joints as the studio wrote them."""
+    out = client.post("/api/generate", json={"prompt": "a person walks forward", "seconds": 3, "seed": 2,
+                                             "steps": 3}).json()
+    sample = out["samples"][0]
+    joints = np.load(io.BytesIO(client.get(f"/api/files/{sample['files']['joints']}").content))
+    assert sample["frames"] == len(joints) == 60 and isinstance(sample["motion"], str)
+    return sample, joints
+
+
+def _npy(client, file_id) -> np.ndarray:
+    r = client.get(f"/api/files/{file_id}")
+    assert r.status_code == 200, r.text
+    return np.load(io.BytesIO(r.content))
+
+
+def test_edit_a_range_keeps_the_rest(client, edit_source):
+    sample, src = edit_source
+    r = client.post("/api/edit", json={"motion": sample["motion"], "text": "a person jumps", "frames": [20, 40],
+                                       "seed": 0, "steps": 3})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["range"] == [20, 40] and out["source"] == sample["motion"] and out["motion"] != sample["motion"]
+    assert out["frames"] == out["source_frames"] == 60 and out["parts"] == [] and out["seed"] == 0
+    joints = _npy(client, out["files"]["joints"])
+    assert joints.shape == src.shape and np.allclose(np.asarray(out["joints"]), joints, atol=1e-4)
+    assert np.array_equal(joints[:20], src[:20]) and np.array_equal(joints[40:], src[40:])   # bit for bit
+    assert np.abs(joints[20:40] - src[20:40]).max() > 0.01                                    # new content
+    assert _npy(client, out["files"]["features"]).shape == (60, 263)
+    result = client.get(f"/api/files/{out['files']['result']}").json()
+    assert result["frames"] == [20, 40] and result["seed"] == 0 and result["source"] == f"studio:{sample['motion']}"
+    bvh = client.get(f"/api/files/{out['files']['bvh']}")
+    assert bvh.status_code == 200 and bvh.text.startswith("HIERARCHY")
+    # the same seed gives the same edit; an edit can be edited again
+    again = client.post("/api/edit", json={"motion": sample["motion"], "text": "a person jumps", "frames": [20, 40],
+                                           "seed": 0, "steps": 3}).json()
+    assert np.array_equal(_npy(client, again["files"]["joints"]), joints)
+    chained = client.post("/api/edit", json={"motion": out["motion"], "text": "a person kicks", "frames": [0, 12],
+                                             "seed": 1, "steps": 3})
+    assert chained.status_code == 200, chained.text
+    assert np.array_equal(_npy(client, chained.json()["files"]["joints"])[12:], joints[12:])
+
+
+def test_edit_body_parts_and_extend(client, edit_source):
+    sample, src = edit_source
+    r = client.post("/api/edit", json={"motion": sample["motion"], "text": "a person waves with the right hand",
+                                       "frames": [10, 50], "parts": ["right_arm"], "seed": 0, "steps": 3})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    joints = _npy(client, out["files"]["joints"])
+    from remomask.pipeline.editing import PARTS
+
+    kept = [j for j in range(22) if j not in PARTS["right_arm"]]
+    assert out["parts"] == ["right_arm"] and np.array_equal(joints[:, kept], src[:, kept])
+    assert np.abs(joints[10:50] - src[10:50]).max() > 0.01
+    r = client.post("/api/edit", json={"motion": sample["motion"], "text": "a person sits down", "extend": 1,
+                                       "seed": 0, "steps": 3})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["range"] == [60, 80] and out["frames"] == 80
+    assert np.array_equal(_npy(client, out["files"]["joints"])[:60], src)
+    h = client.get("/api/health").json()
+    assert h["features"]["edit"] is True and h["parts"] == list(PARTS)
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"frames": [20, 999]}, 422, "frame range 20:999 is outside the source (0:60"),
+    ({"frames": [30, 20]}, 422, "outside the source"),
+    ({"frames": [-1, 20]}, 422, "the range start must be >= 0"),
+    ({"frames": [1.5, 20]}, 422, "must be an integer"),
+    ({"frames": "20:40"}, 422, "frames must be [start, end]"),
+    ({"parts": ["tail"]}, 422, "unknown body part 'tail'; choose from right_arm"),
+    ({"parts": "arms", "extend": 1}, 422, "cannot extend"),
+    ({"extend": 60}, 422, "at most 9.8 s"),
+    ({"text": "  "}, 422, "the edit text is empty"),
+    ({"text": None}, 422, "the edit text is empty"),
+    ({"text": "x" * (MAX_PROMPT_CHARS + 1)}, 413, "at most"),
+    ({"motion": "../../etc/passwd"}, 404, "unknown motion id"),
+    ({"motion": "/tmp/sample_0.joints.npy"}, 404, "unknown motion id"),
+    ({"motion": "AAAAAAAAAAAAAAAAAAAAAA"}, 404, "unknown motion id"),
+    ({"motion": None}, 404, "unknown motion id"),
+    ({"source": "/etc/passwd"}, 422, "unknown field 'source'"),
+    ({"seed": -3}, 422, "seed must be in 0.."),
+])
+def test_bad_edit_requests_get_one_line(client, edit_source, body, status, words):
+    sample, _ = edit_source
+    request = dict({"motion": sample["motion"], "text": "a person jumps", "frames": [20, 40], "steps": 3}, **body)
+    r = client.post("/api/edit", json={k: v for k, v in request.items() if v is not None})
+    assert r.status_code == status, r.text
+    assert words in _one_line(r)
 
 
 def test_model_load_failure_is_one_line(tmp_path):
@@ -300,6 +399,20 @@ def _chromium(download_dir: str):
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
+def _type(element, text: str) -> None:
+    element.clear()
+    element.send_keys(text)
+
+
+def _animates(canvas, seconds: float = 0.8) -> bool:
+    """Whether a viewer's canvas shows something and changes over ``seconds`` (the motion plays)."""
+    canvas.parent.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+    before = _canvas_pixels(canvas)
+    time.sleep(seconds)
+    after = _canvas_pixels(canvas)
+    return before.shape == after.shape and before.std() > 3 and (np.abs(before - after).sum(axis=-1) > 30).sum() > 50
+
+
 def _canvas_pixels(element) -> np.ndarray:
     from PIL import Image
 
@@ -334,12 +447,7 @@ def test_page_in_a_real_browser(live_url, tmp_path):
               f"(server response {driver.execute_script('return window.studioTimings.response') / 1000:.2f} s)")
 
         # the motion plays: the canvas changes between two moments
-        canvas = driver.find_element(By.CSS_SELECTOR, "#results .sample canvas")
-        before = _canvas_pixels(canvas)
-        time.sleep(0.8)
-        after = _canvas_pixels(canvas)
-        assert before.shape == after.shape and before.std() > 3      # something is drawn
-        assert (np.abs(before - after).sum(axis=-1) > 30).sum() > 50, "the viewer does not animate"
+        assert _animates(driver.find_element(By.CSS_SELECTOR, "#results .sample canvas")), "the viewer does not animate"
         viewer = driver.find_element(By.CSS_SELECTOR, "#results .viewer")
         assert viewer.get_attribute("data-playing") != "0"
 
@@ -373,6 +481,42 @@ def test_page_in_a_real_browser(live_url, tmp_path):
 
         assert bvh.read_text().startswith("HIERARCHY") and len(parse_bvh(bvh).motion) == 100
 
+        # edit the sample: select 1-2.5 s (frames 20:50) in its editor panel, new text, Regenerate
+        card = driver.find_element(By.CSS_SELECTOR, "#results .sample")
+        editor = card.find_element(By.CSS_SELECTOR, "details.editor")
+        editor.find_element(By.TAG_NAME, "summary").click()
+        _type(editor.find_element(By.CSS_SELECTOR, "input.edit-start"), "1")
+        wait.until(lambda d: viewer.get_attribute("data-frame") == "20")          # the start seeks the viewer
+        assert viewer.get_attribute("data-playing") == "0"
+        _type(editor.find_element(By.CSS_SELECTOR, "input.edit-end"), "2.5")
+        selection = (viewer.get_attribute("data-selection-start"), viewer.get_attribute("data-selection-end"))
+        assert selection == ("20", "50")
+        from remomask.pipeline.editing import PARTS
+
+        assert driver.execute_script("return [...arguments[0].querySelectorAll('fieldset input[type=checkbox]')]"
+                                     ".map((c) => c.value)", editor) == list(PARTS)
+        editor.find_element(By.CSS_SELECTOR, "input.edit-text").send_keys("a person jumps")
+        editor.find_element(By.CSS_SELECTOR, "input.edit-seed").send_keys("0")
+        editor.find_element(By.CSS_SELECTOR, "button.edit-run").click()
+        edited = wait.until(lambda d: editor.find_elements(By.CSS_SELECTOR, ".edit-result .viewer[data-ready='1']"))[0]
+        assert (edited.get_attribute("data-range-start"), edited.get_attribute("data-range-end")) == ("20", "50")
+        assert edited.find_element(By.CSS_SELECTOR, ".scrub-range.edited").is_displayed()
+        assert _animates(edited.find_element(By.TAG_NAME, "canvas")), "the edit's viewer does not animate"
+        source_url = card.find_element(By.CSS_SELECTOR, "a[download='sample_0.joints.npy']").get_attribute("href")
+        edit_url = editor.find_element(By.CSS_SELECTOR, "a[download='edit_0.joints.npy']").get_attribute("href")
+        src = np.load(io.BytesIO(httpx.get(source_url, timeout=60).content))
+        new = np.load(io.BytesIO(httpx.get(edit_url, timeout=60).content))
+        assert new.shape == src.shape == (100, 22, 3)
+        assert np.array_equal(new[:20], src[:20]) and np.array_equal(new[50:], src[50:])
+        assert np.abs(new[20:50] - src[20:50]).max() > 0.01
+
+        # a range outside the source: the one-line error, in the panel
+        _type(editor.find_element(By.CSS_SELECTOR, "input.edit-end"), "99")
+        editor.find_element(By.CSS_SELECTOR, "button.edit-run").click()
+        error = wait.until(lambda d: editor.find_element(By.CSS_SELECTOR, ":scope > .edit-error").text)
+        assert error.startswith("error: frame range 20:1980 is outside the source (0:100, 5 s)") and "\n" not in error
+        assert len(editor.find_elements(By.CSS_SELECTOR, ".edit-result")) == 1
+
         # the retrieval tab
         driver.find_element(By.ID, "tab-retrieve-button").click()
         driver.find_element(By.ID, "retrieve-text").send_keys("a person jumps")
@@ -381,13 +525,29 @@ def test_page_in_a_real_browser(live_url, tmp_path):
         hits = driver.find_elements(By.CSS_SELECTOR, "#retrieve-hits li")
         assert hits and "jump" in hits[0].text
 
+        # the timeline tab: two segments (2 s + 1.6 s) composed into one motion that plays
+        driver.find_element(By.ID, "tab-timeline-button").click()
+        segments = driver.find_elements(By.CSS_SELECTOR, "#timeline-segments li")
+        assert len(segments) == 2
+        for li, (text, seconds) in zip(segments, [("a person walks forward", "2"), ("a person waves", "1.6")]):
+            _type(li.find_element(By.CSS_SELECTOR, "input.text"), text)
+            _type(li.find_element(By.CSS_SELECTOR, "input.seconds"), seconds)
+        driver.find_element(By.ID, "timeline-seed").send_keys("4")
+        driver.find_element(By.ID, "compose").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline-viewer[data-ready='1']"))
+        spans = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#timeline-spans li")]
+        assert len(spans) == 2 and "frames 0-40" in spans[0] and "frames 40-72" in spans[1], spans
+        assert _animates(driver.find_element(By.CSS_SELECTOR, "#timeline-viewer canvas")), "the timeline does not play"
+        assert driver.find_elements(By.CSS_SELECTOR, "#timeline-editor details.editor")
+
         # an empty prompt: the CLI's one line, in the page
         driver.find_element(By.ID, "tab-generate-button").click()
         driver.find_element(By.ID, "prompt").clear()
         driver.find_element(By.ID, "generate").click()
         error = wait.until(ec.visibility_of_element_located((By.ID, "generate-error")))
         assert error.text.startswith("error: the prompt is empty") and "\n" not in error.text
-        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "api/generate" not in e["message"]]
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
+                  and "api/generate" not in e["message"] and "api/edit" not in e["message"]]
         assert not severe, severe
     finally:
         driver.quit()

@@ -1,8 +1,9 @@
 """remomask studio: a local web page to generate, view and download motions (docs/studio.md).
 
 ``remomask studio`` serves one page with a prompt form, an interactive three.js skeleton viewer per sample,
-the retrieved database entries beside each sample, a retrieval search tab and downloads (BVH, joints,
-features, video, ``result.json``), on top of a JSON API that scripts can call too. The generation itself is
+the retrieved database entries beside each sample, a retrieval search tab, a timeline tab, an editor panel
+per motion (regenerate a frame range or body parts with a new text) and downloads (BVH, joints, features,
+video, ``result.json``), on top of a JSON API that scripts can call too. The generation itself is
 the ReMoMask cascade (arXiv 2508.02605, Sec. 3) run by :class:`remomask.pipeline.ReMoMaskPipeline`.
 
 - :mod:`.service`: :class:`Studio` (model, worker lock, retrieval, request checks), no HTTP;

@@ -9,12 +9,13 @@ Routes (every ``/api`` answer is JSON; every error is ``{"error": "one line"}`` 
 ``POST /api/generate``                text -> motions (joints inline) + file ids
 ``POST /api/retrieve``                text -> database hits
 ``POST /api/compose``                 timeline segments -> one continuous motion (``ReMoMaskPipeline.compose``)
+``POST /api/edit``                    a studio motion's id + range / parts + text -> the edited motion
 ``GET  /api/entries/{entry_id}``      the motion of one database entry (joints inline)
 ``GET  /api/files/{file_id}``         a generated file, by opaque id only
 ====================================  ==============================================================
 
-``/api/edit`` is reserved for motion editing (``ReMoMaskPipeline.edit``; same request and error conventions);
-until it is added it answers 404 like any unknown route.
+``/api/edit`` (``ReMoMaskPipeline.edit``) takes the opaque ``motion`` id of a motion the studio made, never a
+path; its range is checked against that motion before the request waits for the worker.
 
 Safety: request bodies are bounded (:data:`MAX_BODY_BYTES`, 413), POSTs must be ``application/json`` (415;
 this also forces a CORS pre-flight, which the studio never grants, on cross-site requests), the ``Host``
@@ -46,7 +47,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..cli._core import _one_line
 from ..errors import RemomaskError
-from .service import RequestError, Studio, check_compose, check_generate, check_retrieve
+from .service import RequestError, Studio, check_compose, check_edit, check_generate, check_retrieve
 from .store import UnknownFileError
 
 __all__ = ["create_app", "STATIC_DIR", "MAX_BODY_BYTES", "LOCAL_HOSTS"]
@@ -149,6 +150,13 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
             return _error(str(exc), exc.status)
         return await run(studio.compose, checked)
 
+    async def edit(request: Request) -> Response:
+        try:
+            checked = check_edit(await _json_body(request))
+        except RequestError as exc:
+            return _error(str(exc), exc.status)
+        return await run(studio.edit, checked)
+
     async def retrieve(request: Request) -> Response:
         try:
             text, k = check_retrieve(await _json_body(request))
@@ -198,7 +206,7 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
         routes=[Route("/", page), Route("/index.html", page), Route("/favicon.ico", favicon),
                 Route("/api/health", health), Route("/api/generate", generate, methods=["POST"]),
                 Route("/api/retrieve", retrieve, methods=["POST"]),
-                Route("/api/compose", compose, methods=["POST"]),
+                Route("/api/compose", compose, methods=["POST"]), Route("/api/edit", edit, methods=["POST"]),
                 Route("/api/entries/{entry_id}", entry), Route("/api/files/{file_id}", file),
                 Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")],
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)],

@@ -36,7 +36,7 @@ from .store import FileStore
 __all__ = ["Studio", "GenerateRequest", "RequestError", "BusyError", "ModelUnavailableError", "check_generate",
            "check_retrieve", "skeleton_info", "MAX_PROMPT_CHARS", "MAX_STUDIO_SAMPLES", "MAX_RETRIEVE_K",
            "MAX_STEPS", "MAX_QUEUE", "ComposeRequest", "check_compose", "MAX_TIMELINE_SEGMENTS",
-           "MAX_TIMELINE_SECONDS"]
+           "MAX_TIMELINE_SECONDS", "EditRequest", "check_edit", "MAX_EDIT_EXTEND_SECONDS"]
 
 MAX_PROMPT_CHARS = 500
 """Longest prompt or search text, in characters (HumanML3D captions are far shorter)."""
@@ -59,6 +59,13 @@ MAX_TIMELINE_SEGMENTS = 12
 MAX_TIMELINE_SECONDS = 60.0
 """Longest studio timeline, seconds (the library allows more; the studio keeps one request short)."""
 
+MAX_EDIT_EXTEND_SECONDS = 9.8
+"""Longest continuation of one edit (``extend``), seconds (one generation window; the range check bounds it too)."""
+
+_MOTION_IDS = 1024
+"""Motion ids remembered for ``/api/edit`` (older ones answer 404; their files may have expired anyway)."""
+
+_EDIT_FIELDS = {"motion", "text", "frames", "parts", "extend", "seed", "cond_scale", "steps"}
 _COMPOSE_FIELDS = {"segments", "seed", "cond_scale", "steps"}
 _GENERATE_FIELDS = {"prompt", "seconds", "frames", "seed", "num_samples", "cond_scale", "steps"}
 _RETRIEVE_FIELDS = {"text", "k"}
@@ -234,6 +241,95 @@ def check_compose(payload) -> ComposeRequest:
         steps=_convert(int_range(1, MAX_STEPS), values["steps"], "steps") if "steps" in values else None)
 
 
+@dataclass(frozen=True)
+class EditRequest:
+    """A checked edit request (``POST /api/edit``).
+
+    Attributes:
+        motion: the opaque id of a motion the studio made (``samples[i].motion``, a timeline's or an edit's
+            ``motion``). text: the new content's prompt. frames: ``(start, end)`` at 20 fps, end exclusive, either
+            None for an open end; None = the whole motion. parts: body-part names of
+            :data:`remomask.pipeline.editing.PARTS` or None (whole body). extend: frames appended after the end.
+        seed / cond_scale / steps: as in :class:`GenerateRequest`.
+    """
+
+    motion: str
+    text: str
+    frames: tuple | None = None
+    parts: tuple | None = None
+    extend: int = 0
+    seed: int | None = None
+    cond_scale: float | None = None
+    steps: int | None = None
+
+
+def check_edit(payload) -> EditRequest:
+    """Check the JSON body of ``POST /api/edit`` with the rules of ``remomask edit`` (what can be checked
+    without the source; :meth:`Studio.edit` checks the range against it before queueing).
+
+    Args:
+        payload: ``{"motion": id, "text": str, "frames": [start, end] (integers >= 0 or null; default: the whole
+            motion), "parts": [name, ...] | "a,b" | null, "extend": seconds | null, "seed", "cond_scale",
+            "steps"}``; ``motion`` and ``text`` are required.
+
+    Returns:
+        The :class:`EditRequest`.
+
+    Raises:
+        RequestError: not an object (400), an unknown field, a missing or malformed motion id (404), an empty or
+            over-long text (413), a malformed range, an unknown body part, parts with an extension, a bad number.
+
+    Source: docs/studio.md ("POST /api/edit"); the checks of :mod:`remomask.cli.edit` and
+    :mod:`remomask.pipeline.editing` (``resolve_parts``, ``check_range``).
+    """
+    from ..constants import FPS
+    from ..pipeline.editing import resolve_parts
+    from .store import FILE_ID_PATTERN
+
+    values = _fields(payload, _EDIT_FIELDS)
+    motion = values.get("motion")
+    if not isinstance(motion, str) or not FILE_ID_PATTERN.match(motion):
+        raise RequestError("unknown motion id; give the \"motion\" id of a studio answer (e.g. samples[0].motion)",
+                           404)
+    if "text" not in values:
+        raise RequestError("the edit text is empty; give a sentence, e.g. \"a person waves\"")
+    text = _text(values["text"], "the edit text").replace("\ufeff", "").strip()
+    frames = values.get("frames")
+    if frames is not None:
+        if not isinstance(frames, list) or len(frames) != 2:
+            raise RequestError(f"frames must be [start, end] (frames at 20 fps, end exclusive), got {frames!r}")
+        frames = tuple(None if f is None else _convert(int_range(0), f, name) for f, name in
+                       zip(frames, ("the range start", "the range end")))
+    parts = values.get("parts")
+    if parts is not None:
+        if isinstance(parts, str):
+            parts = [p for p in parts.split(",")]
+        if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+            raise RequestError("parts must be a list of body-part names")
+        parts = tuple(p.strip() for p in parts if p.strip())
+        if len(parts) > 16:
+            raise RequestError(f"{len(parts)} body parts given; name each part once", 413)
+        try:
+            resolve_parts(parts if parts else None)
+        except RemomaskError as exc:
+            raise RequestError(_one_line(exc)) from None
+        parts = parts or None
+    extend = 0
+    if "extend" in values:
+        seconds = _convert(finite(0.0), values["extend"], "extend")
+        if seconds > MAX_EDIT_EXTEND_SECONDS:
+            raise RequestError(f"extend is {seconds:g} s; one edit continues a motion by at most "
+                               f"{MAX_EDIT_EXTEND_SECONDS:g} s")
+        extend = int(round(seconds * FPS))
+    if parts and extend:
+        raise RequestError("a body-part edit cannot extend the motion; drop parts or extend")
+    return EditRequest(
+        motion=motion, text=text, frames=frames, parts=parts, extend=extend,
+        seed=_convert(SEED, values["seed"], "seed") if "seed" in values else None,
+        cond_scale=_convert(finite(0.0), values["cond_scale"], "cond_scale") if "cond_scale" in values else None,
+        steps=_convert(int_range(1, MAX_STEPS), values["steps"], "steps") if "steps" in values else None)
+
+
 def check_retrieve(payload) -> tuple[str, int]:
     """Check the JSON body of ``POST /api/retrieve``: ``{"text": str, "k": int (1..MAX_RETRIEVE_K, default 5)}``.
 
@@ -305,6 +401,8 @@ class Studio:
         self._queue_lock = threading.Lock()
         self._waiting = 0
         self._entries: OrderedDict[str, dict] = OrderedDict()
+        self._motions: OrderedDict[str, dict] = OrderedDict()     # motion id -> {"joints", "features", "frames"}
+        self._motions_lock = threading.Lock()
         self._skeleton = skeleton_info()
 
     # -- the model -----------------------------------------------------------------------------------------
@@ -412,6 +510,7 @@ class Studio:
             retrieved = [dict(h, **self._bounds(h["id"])) for h in sample["retrieved"]]
             answer.append({"index": i, "prompt": sample["prompt"], "frames": sample["frames"],
                            "seconds": sample["seconds"], "length_source": sample["length_source"],
+                           "motion": self._remember(files, sample["frames"]),
                            "joints": _joints_json(joints), "retrieved": retrieved, "files": files})
         (folder / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
         result_file = self.store.add(rid, "result.json", "application/json")
@@ -472,7 +571,113 @@ class Studio:
         files["result"] = self.store.add(rid, "result.json", "application/json")
         return {"id": rid, "seed": seed, "settings": summary["settings"], "fps": self._skeleton["fps"],
                 "seconds_taken": round(taken, 3), "frames": summary["frames"], "seconds": summary["seconds"],
+                "motion": self._remember(files, summary["frames"]),
                 "joints": _joints_json(joints), "segments": segments, "files": files}
+
+    # -- editing -------------------------------------------------------------------------------------------
+    def _remember(self, files: dict, frames: int) -> str:
+        """A fresh motion id for the joints / features files of a result (what ``/api/edit`` takes)."""
+        mid = self.store.new_id()
+        with self._motions_lock:
+            self._motions[mid] = {"joints": files["joints"], "features": files["features"], "frames": int(frames)}
+            while len(self._motions) > _MOTION_IDS:
+                self._motions.popitem(last=False)
+        return mid
+
+    def _motion(self, motion_id: str) -> dict:
+        """The registry entry of a motion id. Raises: RequestError (404) for an unknown id."""
+        with self._motions_lock:
+            item = self._motions.get(motion_id)
+        if item is None:
+            raise RequestError("unknown motion id (give the \"motion\" id of a studio answer; the studio keeps the "
+                               f"motions of its last {self.store.max_results} results)", 404)
+        return item
+
+    def edit(self, request: EditRequest) -> dict:
+        """Regenerate a frame range (optionally only some body parts) of a motion the studio made
+        (``ReMoMaskPipeline.edit``; docs/generation.md, "Editing") and register the result's files.
+
+        The range is checked against the source (``check_range``) before the request waits for the worker.
+        Frames outside the range are the source's joints bit for bit (the source is the joints / features
+        files the studio wrote, not a re-computation).
+
+        Returns:
+            ``{"id", "motion", "source", "text", "seed", "settings", "fps", "seconds_taken", "frames", "seconds",
+            "range": [start, end], "source_frames", "parts", "joints": (T', 22, 3) lists, "retrieved": [...],
+            "files": {"joints", "features", "bvh", "video", "result"}}`` (docs/studio.md).
+
+        Raises:
+            RequestError: an unknown or expired motion id (404), a range outside the source (422), this
+                pipeline cannot edit (404), the pipeline refused the edit (its one line).
+            ModelUnavailableError / BusyError: as :meth:`generate`.
+
+        Source: docs/studio.md ("POST /api/edit"); arXiv 2508.02605 Sec. 3 and :mod:`remomask.pipeline.editing`.
+        """
+        import json
+        import secrets
+
+        import numpy as np
+
+        from ..pipeline.editing import SourceMotion, check_range
+        from .store import UnknownFileError
+
+        item = self._motion(request.motion)
+        frames = request.frames
+        if request.extend and frames is None:           # a plain continuation, as remomask edit --extend
+            frames = (item["frames"], None)
+        try:
+            check_range(frames, item["frames"], request.extend)
+        except RemomaskError as exc:
+            raise RequestError(_one_line(exc)) from None
+        pipe = self.pipeline()
+        if not hasattr(pipe, "edit"):
+            raise RequestError("this remomask version cannot edit motions", 404)
+        try:
+            joints = np.load(self.store.get(item["joints"]).path, allow_pickle=False).astype(np.float32)
+            feats = np.load(self.store.get(item["features"]).path, allow_pickle=False).astype(np.float32)
+        except UnknownFileError:
+            raise RequestError("this motion has expired (the studio keeps the files of its last "
+                               f"{self.store.max_results} results); generate it again", 404) from None
+        source = SourceMotion(joints, feats, f"studio:{request.motion}")
+        seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+        with self._turn():
+            start = time.perf_counter()
+            try:
+                res = pipe.edit(source, request.text, frames, parts=list(request.parts or ()) or None,
+                                extend=request.extend, seed=seed, steps=request.steps,
+                                cond_scale=request.cond_scale)
+            except (ValueError, RemomaskError) as exc:
+                raise RequestError(_one_line(exc)) from None
+            taken = time.perf_counter() - start
+        out = np.asarray(res.joints, dtype=np.float32)
+        a, b = (int(f) for f in res.frames)
+        fps = self._skeleton["fps"]
+        rid, folder = self.store.new_result()
+        np.save(folder / "edit_0.joints.npy", out)
+        np.save(folder / "edit_0.features.npy", np.asarray(res.features, dtype=np.float32))
+        where = f"{a / fps:.1f}-{b / fps:.1f} s" + (", " + ",".join(res.parts) if res.parts else "")
+        title = f"{request.text}  [edited {where}]"
+        files = {"joints": self.store.add(rid, "edit_0.joints.npy", "application/octet-stream"),
+                 "features": self.store.add(rid, "edit_0.features.npy", "application/octet-stream"),
+                 "bvh": self.store.add(rid, "edit_0.bvh", "text/plain", _bvh_producer(out)),
+                 "video": self.store.add(rid, "edit_0.mp4", "video/mp4", self._video_producer(out, title))}
+        retrieved = [dict({"id": h["entry_id"], "motion_id": h["motion_id"], "caption": h["caption"],
+                           "score": round(float(h["score"]), 6)}, **self._bounds(h["entry_id"])) for h in res.retrieved]
+        settings = json.loads(json.dumps(res.settings, default=_plain))
+        summary = {"source": f"studio:{request.motion}", "prompt": request.text, "frames": [a, b],
+                   "seconds": [a / fps, b / fps], "source_frames": int(res.source_frames), "total_frames": len(out),
+                   "parts": list(res.parts), "part_joints": [int(j) for j in res.part_joints], "seed": seed,
+                   "model": str(self.model_dir) if self.model_dir is not None else "bundled default",
+                   "settings": settings, "token_window": [int(w) for w in res.window],
+                   "files": {"joints": "edit_0.joints.npy", "features": "edit_0.features.npy", "bvh": "edit_0.bvh",
+                             "video": "edit_0.mp4"}, "retrieved": retrieved}
+        (folder / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
+        files["result"] = self.store.add(rid, "result.json", "application/json")
+        return {"id": rid, "motion": self._remember(files, len(out)), "source": request.motion,
+                "text": request.text, "seed": seed, "settings": settings, "fps": fps,
+                "seconds_taken": round(taken, 3), "frames": int(len(out)), "seconds": len(out) / fps,
+                "range": [a, b], "source_frames": int(res.source_frames), "parts": list(res.parts),
+                "joints": _joints_json(out), "retrieved": retrieved, "files": files}
 
     def _video_producer(self, joints, title: str):
         """A producer rendering the stick-figure video on first download (mp4; gif when ffmpeg fails)."""
@@ -584,9 +789,11 @@ class Studio:
 
     # -- the rest ------------------------------------------------------------------------------------------
     def health(self) -> dict:
-        """``{"status", "error", "model", "load_seconds", "waiting", "limits", "skeleton", "features"}``."""
+        """``{"status", "error", "model", "load_seconds", "waiting", "limits", "skeleton", "features", "parts"}``
+        (``parts``: the body-part names an edit takes, :data:`remomask.pipeline.editing.PARTS`)."""
         from ..cli.generate import MAX_SAMPLES as cli_max
         from ..pipeline import MAX_SECONDS, MIN_SECONDS
+        from ..pipeline.editing import PARTS
 
         pipe = self._pipe
         return {"status": self.status, "error": self.load_error,
@@ -597,7 +804,9 @@ class Studio:
                            "cli_num_samples": cli_max, "min_seconds": MIN_SECONDS, "max_seconds": MAX_SECONDS,
                            "retrieve_k": MAX_RETRIEVE_K, "steps": MAX_STEPS, "queue": self.max_queue},
                 "skeleton": self._skeleton,
-                "features": {"edit": False, "compose": bool(pipe is not None and hasattr(pipe, "compose"))}}
+                "features": {"edit": bool(pipe is not None and hasattr(pipe, "edit")),
+                             "compose": bool(pipe is not None and hasattr(pipe, "compose"))},
+                "parts": list(PARTS)}
 
     def close(self) -> None:
         """Wait for a model load in progress, then delete the file store."""

@@ -3,8 +3,9 @@
 import { MotionViewer, webglAvailable } from "./viewer.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { skeleton: null, limits: null, viewers: [], retrieveViewer: null, retrieveShown: [],
-                timelineViewer: null };
+const state = { skeleton: null, limits: null, features: {}, parts: [], viewers: [], retrieveViewer: null,
+                retrieveShown: [], timelineViewer: null, timelineEdits: [] };
+const MAX_EDIT_VIEWERS = 3;   // edit results kept per editor panel (browsers cap live WebGL contexts at ~16)
 // Timings of the last Generate (ms, performance.now()): read by the tests and shown in the status line.
 window.studioTimings = {};
 
@@ -45,6 +46,8 @@ async function pollHealth() {
     const h = await api("/api/health");
     state.skeleton = h.skeleton;
     state.limits = h.limits;
+    state.features = h.features || {};
+    state.parts = h.parts || [];
     $("num-samples").max = String(h.limits.num_samples);
     $("retrieve-k").max = String(h.limits.retrieve_k);
     pill.dataset.status = h.status;
@@ -65,6 +68,16 @@ async function pollHealth() {
   }
 }
 
+// What the loaded model can do (features.edit is known once the model is ready; a result may come first).
+async function refreshFeatures() {
+  if (state.features.edit) return;
+  try {
+    const h = await api("/api/health");
+    state.features = h.features || {};
+    state.parts = h.parts || [];
+  } catch (e) { /* the page still shows the result, without the editor */ }
+}
+
 // -- generate ----------------------------------------------------------------------------------------------
 function link(href, text, name) {
   const a = document.createElement("a");
@@ -76,7 +89,7 @@ function link(href, text, name) {
 
 function clearResults() {
   for (const v of state.viewers) v.dispose();
-  state.viewers = [];
+  state.viewers = [];      // the samples' viewers and those of their edits
   $("results").replaceChildren();
   $("result-files").replaceChildren();
   $("result-files").hidden = true;
@@ -154,6 +167,170 @@ function sampleCard(result, sample, t0) {
     list.appendChild(li);
   }
   card.appendChild(list);
+  if (state.features.edit) {
+    card.appendChild(editorPanel({ motion: sample.motion, frames: sample.frames, label: sample.prompt }, viewer,
+                                 state.viewers));
+  }
+  return card;
+}
+
+// -- editing (ReMoMaskPipeline.edit through /api/edit) -------------------------------------------------------
+function fps() { return (state.skeleton && state.skeleton.fps) || 20; }
+
+function secondsText(frames) { return String(Math.round((frames / fps()) * 100) / 100); }
+
+/**
+ * The "Edit a range" panel of a motion the studio made: a frame range (start / end in seconds, tied to the
+ * viewer's scrub bar), body parts, a new text and a seed; "Regenerate" posts /api/edit and shows the result
+ * in a new viewer (its edited range marked on the scrub bar) with its downloads and its own editor panel.
+ * @param {{motion: string, frames: number, label: string}} source  the motion (its /api "motion" id)
+ * @param {MotionViewer} viewer  the source's viewer (the selection is marked on it)
+ * @param {MotionViewer[]} registry  where the result viewers are recorded (disposed with their page part)
+ */
+function editorPanel(source, viewer, registry) {
+  const panel = document.createElement("details");
+  panel.className = "editor";
+  panel.dataset.motion = source.motion;
+  const summary = document.createElement("summary");
+  summary.textContent = "Edit a range…";
+  panel.appendChild(summary);
+  const form = document.createElement("form");
+  form.className = "edit-form";
+  form.noValidate = true;
+  form.autocomplete = "off";
+  const seconds = source.frames / fps();
+  const number = (cls, value, label) => {
+    const l = document.createElement("label");
+    l.textContent = label;
+    const input = document.createElement("input");
+    input.type = "number"; input.className = cls; input.min = "0"; input.max = String(seconds);
+    input.step = "0.05"; input.value = value;
+    l.appendChild(input);
+    return [l, input];
+  };
+  const fromScrubber = (title) => {
+    const b = document.createElement("button");
+    b.type = "button"; b.textContent = "← viewer's frame"; b.title = title;
+    return b;
+  };
+  // default selection: the middle third, whole frames
+  const [startLabel, start] = number("edit-start", secondsText(Math.round(source.frames / 3)), "Start (s)");
+  const [endLabel, end] = number("edit-end", secondsText(Math.round((2 * source.frames) / 3)), "End (s)");
+  const setStart = fromScrubber("start at the frame the viewer shows");
+  setStart.className = "edit-set-start";
+  const setEnd = fromScrubber("end after the frame the viewer shows");
+  setEnd.className = "edit-set-end";
+  const parts = document.createElement("fieldset");
+  parts.className = "edit-parts";
+  const legend = document.createElement("legend");
+  legend.textContent = "Body parts (none: the whole body)";
+  parts.appendChild(legend);
+  for (const name of state.parts) {
+    const l = document.createElement("label");
+    const c = document.createElement("input");
+    c.type = "checkbox"; c.value = name; c.name = "part";
+    l.append(c, document.createTextNode(name.replace("_", " ")));
+    parts.appendChild(l);
+  }
+  const textLabel = document.createElement("label");
+  textLabel.className = "wide";
+  textLabel.textContent = "New text for the range";
+  const text = document.createElement("input");
+  text.type = "text"; text.className = "edit-text"; text.maxLength = 500; text.placeholder = "a person jumps";
+  textLabel.appendChild(text);
+  const [seedLabel, seed] = number("edit-seed", "", "Seed");
+  seed.removeAttribute("max"); seed.step = "1"; seed.placeholder = "random";
+  const run = document.createElement("button");
+  run.type = "submit"; run.className = "edit-run"; run.textContent = "Regenerate";
+  form.append(startLabel, setStart, endLabel, setEnd, seedLabel, parts, textLabel, run);
+  const error = document.createElement("p");
+  error.className = "error edit-error"; error.setAttribute("role", "alert"); error.hidden = true;
+  const status = document.createElement("p");
+  status.className = "status edit-status";
+  const results = document.createElement("div");
+  results.className = "edits";
+  panel.append(form, error, status, results);
+
+  const frameOf = (input) => {
+    const x = numberOrNull(input);
+    return typeof x === "number" ? Math.round(x * fps()) : x;   // a non-number goes to the server as typed
+  };
+  const mark = () => {
+    const a = frameOf(start), b = frameOf(end);
+    if (panel.open && typeof a === "number" && typeof b === "number") viewer.setRange(a, b, "selection");
+    else viewer.setRange(null, 0, "selection");
+  };
+  panel.addEventListener("toggle", mark);
+  start.addEventListener("input", () => {
+    mark();
+    if (typeof frameOf(start) === "number") viewer.seek(frameOf(start));
+  });
+  end.addEventListener("input", () => {
+    mark();
+    if (typeof frameOf(end) === "number") viewer.seek(frameOf(end) - 1);
+  });
+  setStart.addEventListener("click", () => { start.value = secondsText(viewer.frame); mark(); });
+  setEnd.addEventListener("click", () => { end.value = secondsText(viewer.frame + 1); mark(); });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError(error, null);
+    const chosen = [...parts.querySelectorAll("input:checked")].map((c) => c.value);
+    const body = { motion: source.motion, text: text.value, frames: [frameOf(start), frameOf(end)],
+                   parts: chosen.length ? chosen : null, seed: numberOrNull(seed) };
+    run.disabled = true;
+    status.textContent = "regenerating…";
+    try {
+      const r = await api("/api/edit", body);
+      status.textContent = `Edited frames ${r.range[0]}-${r.range[1]} in ${r.seconds_taken.toFixed(2)} s ` +
+        `(seed ${r.seed}).`;
+      seed.placeholder = `random (last: ${r.seed})`;
+      const card = editCard(r, registry);
+      results.prepend(card);
+      card.scrollIntoView({ block: "nearest" });
+      const cards = [...results.children];
+      for (const old of cards.slice(MAX_EDIT_VIEWERS)) {
+        for (const v of registry.filter((v) => old.contains(v.container))) {
+          v.dispose();
+          registry.splice(registry.indexOf(v), 1);
+        }
+        old.remove();
+      }
+    } catch (e) {
+      status.textContent = "";
+      showError(error, e.message);
+    } finally {
+      run.disabled = false;
+    }
+  });
+  return panel;
+}
+
+/** The card of one /api/edit answer: a viewer with the edited range marked, downloads, an editor panel. */
+function editCard(r, registry) {
+  const card = document.createElement("article");
+  card.className = "edit-result";
+  card.dataset.motion = r.motion;
+  const [a, b] = r.range;
+  const title = document.createElement("h4");
+  title.textContent = `Edit: "${r.text}" · frames ${a}-${b} (${(a / r.fps).toFixed(2)}-${(b / r.fps).toFixed(2)} s)` +
+    (r.parts.length ? ` · ${r.parts.join(", ")}` : "") + ` · ${r.frames} frames`;
+  card.appendChild(title);
+  const box = document.createElement("div");
+  card.appendChild(box);
+  const viewer = new MotionViewer(box, state.skeleton);
+  registry.push(viewer);
+  viewer.setMotions([{ joints: r.joints, label: `edited: ${r.text} (frames ${a}-${b})` }]);
+  viewer.setRange(a, b, "edited");
+  const downloads = document.createElement("div");
+  downloads.className = "downloads";
+  downloads.append(link(`/api/files/${r.files.bvh}`, "BVH", "edit_0.bvh"),
+                   link(`/api/files/${r.files.joints}`, "joints .npy", "edit_0.joints.npy"),
+                   link(`/api/files/${r.files.features}`, "features .npy", "edit_0.features.npy"),
+                   link(`/api/files/${r.files.video}`, "video", null),
+                   link(`/api/files/${r.files.result}`, "result.json", "result.json"));
+  card.appendChild(downloads);
+  card.appendChild(editorPanel({ motion: r.motion, frames: r.frames, label: r.text }, viewer, registry));
   return card;
 }
 
@@ -172,6 +349,7 @@ async function generate(event) {
     window.studioTimings.response = performance.now() - t0;
     clearResults();
     if (!state.skeleton) await pollHealth();
+    await refreshFeatures();
     status.textContent = `Generated ${result.samples.length} motion(s) in ${result.seconds_taken.toFixed(2)} s ` +
       `(seed ${result.seed}).`;
     $("seed").placeholder = `random (last: ${result.seed})`;
@@ -274,8 +452,17 @@ async function compose(event) {
     const r = await api("/api/compose", { segments, seed: numberOrNull($("timeline-seed")),
                                           cond_scale: numberOrNull($("timeline-cond-scale")) });
     if (!state.skeleton) await pollHealth();
+    await refreshFeatures();
     if (!state.timelineViewer) state.timelineViewer = new MotionViewer($("timeline-viewer"), state.skeleton);
     state.timelineViewer.setMotions([{ joints: r.joints, label: `timeline: ${r.frames} frames (${r.seconds.toFixed(1)} s)` }]);
+    state.timelineViewer.setRange(null, 0, "selection");
+    for (const v of state.timelineEdits) v.dispose();
+    state.timelineEdits = [];
+    $("timeline-editor").replaceChildren();
+    if (state.features.edit && r.motion) {
+      $("timeline-editor").appendChild(editorPanel({ motion: r.motion, frames: r.frames, label: "timeline" },
+                                                   state.timelineViewer, state.timelineEdits));
+    }
     status.textContent = `Composed ${r.seconds.toFixed(1)} s in ${r.seconds_taken.toFixed(2)} s (seed ${r.seed}).`;
     const files = $("timeline-files");
     files.replaceChildren(link(`/api/files/${r.files.bvh}`, "BVH", "timeline.bvh"),

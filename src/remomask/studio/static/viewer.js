@@ -6,6 +6,8 @@
 // (left blue, right vermillion, spine dark grey: the colours come from /api/health), over a ground grid,
 // with each motion's root path drawn on the floor. The camera starts where the renders' camera is
 // (elevation 20 degrees, azimuth -60: the person's right-front) and orbits / zooms / pans with the mouse.
+// Frame ranges can be marked on the scrub bar (setRange): the range an edit regenerated, and the range selected
+// in an editor panel.
 import * as THREE from "three";
 import { OrbitControls } from "./vendor/three/OrbitControls.js";
 
@@ -46,6 +48,8 @@ export class MotionViewer {
     this.playing = true;
     this.drawnFrames = 0;
     this.last = null;
+    this.shownFrame = -1;        // the motion frame drawn last
+    this.dirty = true;           // something besides the frame changed (motions, size, visibility)
     this._buildDom();
     this._buildScene();
     this._loop = this._loop.bind(this);
@@ -78,6 +82,18 @@ export class MotionViewer {
       this.setPlaying(false);
       this.time = Number(this.scrub.value) / this.fps;
     });
+    // the scrub bar sits over two range marks: "edited" (what an edit regenerated) and "selection" (an editor's)
+    this.scrubWrap = document.createElement("div");
+    this.scrubWrap.className = "scrub-wrap";
+    this.marks = {};
+    for (const kind of ["edited", "selection"]) {
+      const mark = document.createElement("div");
+      mark.className = `scrub-range ${kind}`;
+      mark.hidden = true;
+      this.marks[kind] = mark;
+      this.scrubWrap.appendChild(mark);
+    }
+    this.scrubWrap.appendChild(this.scrub);
     this.frameLabel = document.createElement("span");
     this.frameLabel.className = "frame-label";
     this.speedSelect = document.createElement("select");
@@ -95,7 +111,7 @@ export class MotionViewer {
     this.resetButton.type = "button";
     this.resetButton.textContent = "Reset view";
     this.resetButton.addEventListener("click", () => this.fit());
-    bar.append(this.playButton, this.scrub, this.frameLabel, this.speedSelect, this.resetButton);
+    bar.append(this.playButton, this.scrubWrap, this.frameLabel, this.speedSelect, this.resetButton);
     c.appendChild(bar);
     this.legend = document.createElement("div");
     this.legend.className = "viewer-legend";
@@ -129,6 +145,13 @@ export class MotionViewer {
     this.jointGeometry = new THREE.SphereGeometry(1, 12, 8);
     this.resizeObserver = new ResizeObserver(() => this._resize());
     this.resizeObserver.observe(this.stage);
+    // draw only while the canvas is on screen (hidden tabs, scrolled away): a page of many viewers stays light
+    this.visible = true;
+    this.visibilityObserver = new IntersectionObserver((entries) => {
+      for (const e of entries) this.visible = e.isIntersecting;
+      this.dirty = true;
+    });
+    this.visibilityObserver.observe(this.stage);
   }
 
   _resize() {
@@ -137,6 +160,7 @@ export class MotionViewer {
     this.renderer.setSize(w, h);
     this.camera.aspect = w / h;
     this.camera.updateProjectionMatrix();
+    this.dirty = true;
   }
 
   /**
@@ -231,6 +255,48 @@ export class MotionViewer {
     this.grid = new THREE.GridHelper(extent, extent * 2, 0x9a9a9a, 0xcfcfcf);
     this.grid.position.set(Math.round(centre.x), 0, Math.round(centre.z));
     this.scene.add(this.grid);
+    this.dirty = true;
+  }
+
+  /** Frames of the longest motion shown. */
+  get frames() {
+    return Math.max(1, ...this.motions.map((m) => m.frames));
+  }
+
+  /**
+   * Mark frames [start, end) on the scrub bar (end exclusive, 20 fps); null start removes the mark.
+   * The range is also kept in the container's data-range-start / data-range-end (data-selection-* for
+   * kind "selection").
+   * @param {number|null} start  first frame
+   * @param {number} end  frame after the last one
+   * @param {"edited"|"selection"} [kind]
+   */
+  setRange(start, end, kind = "edited") {
+    const mark = this.marks[kind], key = kind === "edited" ? "range" : "selection";
+    if (start === null || start === undefined || !(end > start)) {
+      mark.hidden = true;
+      delete this.container.dataset[`${key}Start`];
+      delete this.container.dataset[`${key}End`];
+      return;
+    }
+    const last = Math.max(1, this.frames - 1);
+    const a = Math.min(1, Math.max(0, start / last)), b = Math.min(1, Math.max(0, (end - 1) / last));
+    // the thumb's centre runs from 7 px to (width - 7 px) (the track's ends)
+    mark.style.left = `calc(7px + (100% - 14px) * ${a})`;
+    mark.style.width = `calc(max(3px, (100% - 14px) * ${Math.max(0, b - a)}))`;
+    mark.title = `${kind === "edited" ? "edited" : "selected"}: frames ${start}-${end} ` +
+      `(${(start / this.fps).toFixed(2)}-${(end / this.fps).toFixed(2)} s)`;
+    mark.hidden = false;
+    this.container.dataset[`${key}Start`] = String(start);
+    this.container.dataset[`${key}End`] = String(end);
+  }
+
+  /** Pause and show frame ``frame`` (clamped to the motion). */
+  seek(frame) {
+    const f = Math.min(Math.max(0, Math.round(frame)), this.frames - 1);
+    this.setPlaying(false);
+    this.time = f / this.fps;
+    this.scrub.value = String(f);
   }
 
   setPlaying(on) {
@@ -268,11 +334,20 @@ export class MotionViewer {
     if (this.playing) this.time += dt * this.speed;
     const frames = Math.max(1, ...this.motions.map((m) => m.frames));
     const f = Math.floor(this.time * this.fps) % frames;
+    if (f !== this.labelFrame || frames !== this.labelFrames) {
+      if (this.playing) this.scrub.value = String(f);
+      this.frameLabel.textContent = `${String(f + 1).padStart(3, " ")} / ${frames}  (${(f / this.fps).toFixed(2)} s)`;
+      this.container.dataset.frame = String(f);
+      this.labelFrame = f;
+      this.labelFrames = frames;
+    }
+    const moved = this.controls.update();                 // true while the camera moves (or damps)
+    // draw only what changes: a new motion frame (20 fps) or a camera move, and only while on screen;
+    // the first frame is always drawn
+    if (this.drawnFrames > 0 && (!this.visible || (!moved && !this.dirty && f === this.shownFrame))) return;
     for (const m of this.motions) this._pose(m, f % m.frames);
-    if (this.playing) this.scrub.value = String(f);
-    this.frameLabel.textContent = `${String(f + 1).padStart(3, " ")} / ${frames}  (${(f / this.fps).toFixed(2)} s)`;
-    this.container.dataset.frame = String(f);
-    this.controls.update();
+    this.shownFrame = f;
+    this.dirty = false;
     this.renderer.render(this.scene, this.camera);
     this.drawnFrames += 1;
     if (this.drawnFrames === 1) {
@@ -285,6 +360,7 @@ export class MotionViewer {
   dispose() {
     cancelAnimationFrame(this._raf);
     this.resizeObserver.disconnect();
+    this.visibilityObserver.disconnect();
     for (const m of this.motions) this._removeMotion(m);
     this.controls.dispose();
     this.boneGeometry.dispose();
