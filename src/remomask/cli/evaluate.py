@@ -242,11 +242,22 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
               help="Write every metric as {mean, ci95}. Finished repeats are kept in <json>.progress/ meanwhile, "
                    "so the same command resumes an interrupted run.")
 @click.option("--restart", is_flag=True, help="Discard the finished repeats kept in <json>.progress/.")
+@click.option("--per-action", is_flag=True,
+              help="Also score every action: action-classifier accuracy and R-precision of its prompts, a 'rare' row "
+                   "(actions with fewer than --rare-threshold train segments), and ReMoGPT's rare-motion metrics "
+                   "(MM-Dist and Diversity of the rarest 5 %% of prompts, Balanced MM-Dist); printed after the "
+                   "main table and kept in --json (docs/data.md).")
+@click.option("--rare-threshold", type=POSITIVE, default=100, show_default=True,
+              help="--per-action: an action is rare below this many train segments.")
+@click.option("--short-clips", type=click.Choice(["drop", "hold"]), default="drop", show_default=True,
+              help="'drop': the protocol's 40-199-frame samples; 'hold': also score the split's shorter samples, "
+                   "extended to 40 frames with holds of their first and last pose (docs/data.md).")
 @threads_option()
 @click.option("--no-progress", is_flag=True, help="No tqdm bars.")
 def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repeats, seed, dataset, evaluator_dir,
                  official_ckpt, glove_dir, official_mean, official_std, max_batches, mm_batches, mm_repeats, steps,
-                 cond_scale, without_retrieval, request_size, json_out, restart, threads, no_progress) -> None:
+                 cond_scale, without_retrieval, request_size, json_out, restart, per_action, rare_threshold,
+                 short_clips, threads, no_progress) -> None:
     """Score a generator and/or baselines with the text-to-motion protocol (docs/design.md §10.2).
 
     Without --model or --baseline the Real (disjoint clips) baseline is scored. With --official the
@@ -274,7 +285,8 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
     from ..evaluation.protocol import evaluate_t2m as run, format_table, write_json
 
     names = list(baselines) or ([] if model_dir else ["real"])
-    layout = MotionLayout(resolve_dataset(dataset, progress=not no_progress), split, progress=False)
+    layout = MotionLayout(resolve_dataset(dataset, progress=not no_progress), split, progress=False,
+                          **({"min_length": 0} if short_clips == "hold" else {}))
     sources = [_baseline(n, layout, seed, retriever_dir, database_dir) for n in names]  # fail fast
     identities = [{"baseline": n, "retriever": retriever_dir, "database": database_dir} for n in names]
     if official_ckpt:
@@ -294,16 +306,29 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
     progress_dir = Path(f"{json_out}.progress") if json_out else None
     if restart and progress_dir is not None:
         shutil.rmtree(progress_dir, ignore_errors=True)
+    spec = None
+    if per_action:
+        from ..evaluation.protocol import per_action_spec
+
+        spec = per_action_spec(layout, evaluator, threshold=rare_threshold)
     results = []
     for i, (src, identity) in enumerate(zip(sources, identities)):
         state = progress_dir / f"row{i}.json" if progress_dir is not None else None
         result = run(src, split, repeats, seed, evaluator=evaluator, layout=layout, progress=not no_progress,
                      max_batches=max_batches, mm_batches=mm_batches, mm_repeats=mm_repeats,
-                     progress_file=state, identity=identity)
+                     progress_file=state, identity=identity, per_action=spec if spec is not None else False,
+                     short_clips=short_clips)
         if result.info.get("resumed_repeats"):
             click.echo(f"{result.name}: resumed {result.info['resumed_repeats']} finished repeat(s) from {state}")
         results.append(result)
     click.echo(format_table(results))
+    if spec is not None:
+        from ..evaluation.protocol import format_per_action
+
+        for result in results:
+            click.echo("")
+            click.echo(f"per action: {result.name}")
+            click.echo(format_per_action(result))
     if json_out:
         write_json(json_out, results, command=command_line("remomask evaluate t2m"), split=split,
                    repeats=repeats, seed=seed, dataset=str(layout.root))

@@ -19,7 +19,8 @@ __all__ = ["export_bvh", "render"]
 @click.argument("motion", type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Output .bvh file.")
 @click.option("--array", default=None, help="Name of the array in an .npz file [default: joints/features/motion].")
-@click.option("--fps", type=finite(positive=True), default=20.0, show_default=True, help="Frames per second of the motion.")
+@click.option("--fps", type=finite(positive=True), default=20.0, show_default=True,
+              help="Frames per second of the motion.")
 @click.option("--scale", type=finite(positive=True), default=100.0, show_default=True,
               help="BVH units per metre: 100 writes centimetres, 1 metres.")
 @click.option("--order", default="ZXY", show_default=True, help="Euler order of the rotation channels.")

@@ -24,6 +24,12 @@ def train() -> None:
     """Train a stage (resumable, seeded; DDP under torchrun)."""
 
 
+def _balance_option(fn):
+    return click.option("--balance-alpha", type=finite(0.0), default=None,
+                        help="Draw train samples by action in proportion to count ** ALPHA (0-1; 1 = uniform over "
+                             "samples, 0 = every action equally often) [1].")(fn)
+
+
 def _milestones(text: str | None) -> tuple[int, ...] | None:
     from ..errors import UsageError
 
@@ -52,13 +58,14 @@ def _milestones(text: str | None) -> tuple[int, ...] | None:
 @click.option("--val-max-clips", type=POSITIVE, default=None, help="Validate on at most N val clips.")
 @click.option("--width", type=POSITIVE, default=None, help="Override the preset's conv width.")
 @click.option("--seed", type=SEED, default=3407, show_default=True)
+@_balance_option
 @device_option()
 @threads_option()
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from <out>/checkpoint.pt when it exists.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, warmup, milestones, eval_every,
-                    val_max_clips, width, seed, device, threads, resume, progress) -> None:
+                    val_max_clips, width, seed, balance_alpha, device, threads, resume, progress) -> None:
     """Train the 2D residual VQ-VAE motion tokenizer (docs/design.md §3)."""
     from ..tokenizer.train import TrainConfig, train_tokenizer as run
 
@@ -66,8 +73,9 @@ def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, 
     cfg = TrainConfig.preset_defaults(
         preset, dataset=dataset, out=str(out), branches=tuple(branches.split(",")), iterations=iterations,
         batch_size=batch_size, lr=lr, warmup=warmup, milestones=_milestones(milestones), eval_every=eval_every,
-        val_max_clips=val_max_clips, seed=seed, device=device, threads=threads, resume=resume, progress=progress,
-        model_overrides={"width": width} if width else None, command=command_line("remomask train tokenizer"))
+        val_max_clips=val_max_clips, seed=seed, balance_alpha=balance_alpha, device=device, threads=threads,
+        resume=resume, progress=progress, model_overrides={"width": width} if width else None,
+        command=command_line("remomask train tokenizer"))
     click.echo(f"model selected on val: {run(cfg)}")
 
 
@@ -82,6 +90,7 @@ def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, 
 @click.option("--epochs", type=POSITIVE, default=None)
 @click.option("--batch-size", type=POSITIVE, default=None, help="Per process.")
 @click.option("--seed", type=SEED, default=None)
+@_balance_option
 @click.option("--no-part-loss", is_flag=True, help="Ablation: instance loss only.")
 @click.option("--no-queue", is_flag=True, help="Ablation: in-batch negatives only (TMR-style).")
 @click.option("--no-filter", is_flag=True, help="Ablation: keep false negatives in the denominators.")
@@ -94,8 +103,8 @@ def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, 
 @click.option("--max-val-samples", type=POSITIVE, default=None, help="Use only the first N validation samples.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @threads_option()
-def train_retriever(config_path, preset, out, dataset, epochs, batch_size, seed, no_part_loss, no_queue, no_filter,
-                    direction_guard, sets, no_resume, max_steps, max_train_samples, max_val_samples, quiet,
+def train_retriever(config_path, preset, out, dataset, epochs, batch_size, seed, balance_alpha, no_part_loss, no_queue,
+                    no_filter, direction_guard, sets, no_resume, max_steps, max_train_samples, max_val_samples, quiet,
                     threads) -> None:
     """Train the part-level text-motion retriever with HBM learning (docs/design.md §4.4, §4.5).
 
@@ -107,7 +116,8 @@ def train_retriever(config_path, preset, out, dataset, epochs, batch_size, seed,
 
     set_threads(threads)
     overrides = parse_sets(sets)
-    for key, value in (("dataset", dataset), ("epochs", epochs), ("batch_size", batch_size), ("seed", seed)):
+    for key, value in (("dataset", dataset), ("epochs", epochs), ("batch_size", batch_size), ("seed", seed),
+                       ("balance_alpha", balance_alpha)):
         if value is not None:
             overrides[key] = value
     for flag, key, value in ((no_part_loss, "part_loss", False), (no_queue, "use_queue", False),
@@ -171,6 +181,7 @@ def _common(fn):
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="Override a model config field (repeatable), e.g. --set latent_dim=256."),
         click.option("--seed", type=SEED, default=3407, show_default=True),
+        _balance_option,
         device_option(),
         click.option("--amp/--no-amp", default=False, show_default=True, help="bf16 autocast on CUDA."),
         threads_option(),
@@ -226,8 +237,8 @@ def _run(kind: str, *, preset, out, milestones, sets, **fields) -> None:
 @click.option("--text-value/--no-text-value", default=False, show_default=True,
               help="ECCV SSTA: also put the text token in the values.")
 def train_mask_transformer(dataset, out, preset, iterations, batch_size, lr, warmup, milestones, eval_every,
-                           checkpoint_every, val_max_samples, sets, seed, device, amp, threads, resume, progress,
-                           tokenizer, tokens, token_cache_dir, retriever, database, retrieval, exclude_self,
+                           checkpoint_every, val_max_samples, sets, seed, balance_alpha, device, amp, threads, resume,
+                           progress, tokenizer, tokens, token_cache_dir, retriever, database, retrieval, exclude_self,
                            retrieval_k, ssta, text_value) -> None:
     """Train the retrieval-augmented masked transformer of the base token layer (docs/design.md §5)."""
     from .retrieve import resolve_retriever
@@ -238,10 +249,10 @@ def train_mask_transformer(dataset, out, preset, iterations, batch_size, lr, war
         retriever, database = resolve_retriever(retriever, database)
     _run("mask", preset=preset, out=out, milestones=milestones, sets=sets, dataset=dataset, iterations=iterations,
          batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every, checkpoint_every=checkpoint_every,
-         val_max_samples=val_max_samples, seed=seed, device=device, amp=amp, threads=threads, resume=resume,
-         progress=progress, tokenizer=tokenizer, tokens=tokens, token_cache_dir=token_cache_dir,
-         retriever=retriever if retrieval else None, database=database if retrieval else None,
-         use_retrieval=retrieval, exclude_self=exclude_self, retrieval_k=retrieval_k, ssta=ssta,
+         val_max_samples=val_max_samples, seed=seed, balance_alpha=balance_alpha, device=device, amp=amp,
+         threads=threads, resume=resume, progress=progress, tokenizer=tokenizer, tokens=tokens,
+         token_cache_dir=token_cache_dir, retriever=retriever if retrieval else None,
+         database=database if retrieval else None, use_retrieval=retrieval, exclude_self=exclude_self, retrieval_k=retrieval_k, ssta=ssta,
          text_value=text_value)
 
 
@@ -253,13 +264,14 @@ def train_mask_transformer(dataset, out, preset, iterations, batch_size, lr, war
 @click.option("--init-from-codebooks/--no-init-from-codebooks", default=False, show_default=True,
               help="Start the embedding tables from the tokenizer codebooks (code_dim = the tokenizer's).")
 def train_residual_transformer(dataset, out, preset, iterations, batch_size, lr, warmup, milestones, eval_every,
-                               checkpoint_every, val_max_samples, sets, seed, device, amp, threads, resume, progress,
-                               tokenizer, tokens, token_cache_dir, text_encoder, init_from_codebooks) -> None:
+                               checkpoint_every, val_max_samples, sets, seed, balance_alpha, device, amp, threads,
+                               resume, progress, tokenizer, tokens, token_cache_dir, text_encoder,
+                               init_from_codebooks) -> None:
     """Train the residual transformer of quantiser layers 1..Q-1 (docs/design.md §6)."""
     _run("residual", preset=preset, out=out, milestones=milestones, sets=sets, dataset=dataset,
          iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
-         checkpoint_every=checkpoint_every, val_max_samples=val_max_samples, seed=seed, device=device, amp=amp,
-         threads=threads, resume=resume, progress=progress, tokenizer=tokenizer, tokens=tokens,
+         checkpoint_every=checkpoint_every, val_max_samples=val_max_samples, seed=seed, balance_alpha=balance_alpha,
+         device=device, amp=amp, threads=threads, resume=resume, progress=progress, tokenizer=tokenizer, tokens=tokens,
          token_cache_dir=token_cache_dir, text_encoder=text_encoder, init_from_codebooks=init_from_codebooks)
 
 
@@ -268,10 +280,10 @@ def train_residual_transformer(dataset, out, preset, iterations, batch_size, lr,
 @click.option("--text-encoder", type=click.Choice(["minilm", "clip"]), default="minilm", show_default=True,
               help="Frozen text encoder (the one the retriever uses).")
 def train_length_estimator(dataset, out, preset, iterations, batch_size, lr, warmup, milestones, eval_every,
-                           checkpoint_every, val_max_samples, sets, seed, device, amp, threads, resume, progress,
-                           text_encoder) -> None:
+                           checkpoint_every, val_max_samples, sets, seed, balance_alpha, device, amp, threads, resume,
+                           progress, text_encoder) -> None:
     """Train the length estimator: caption -> motion length in tokens (docs/design.md §7)."""
     _run("length", preset=preset, out=out, milestones=milestones, sets=sets, dataset=dataset,
          iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
-         checkpoint_every=checkpoint_every, val_max_samples=val_max_samples, seed=seed, device=device, amp=amp,
-         threads=threads, resume=resume, progress=progress, text_encoder=text_encoder)
+         checkpoint_every=checkpoint_every, val_max_samples=val_max_samples, seed=seed, balance_alpha=balance_alpha,
+         device=device, amp=amp, threads=threads, resume=resume, progress=progress, text_encoder=text_encoder)

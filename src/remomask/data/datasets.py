@@ -6,6 +6,9 @@
   windows (part-level retriever).
 - :class:`EvalTextMotionDataset`: the deterministic evaluation loader (seeded caption/coin/crop).
 - :func:`collate`: stacks tensors and numbers, keeps strings and label dicts as lists.
+- :func:`hold_extend`, :class:`HeldRecord`, :func:`extend_short_records`: short single-action clips made
+  usable by stages with a minimum length, by holding the first and last pose (docs/data.md "Every action
+  learned").
 
 Each dataset takes a dataset folder (or a ready :class:`MotionLayout`, to share one load between datasets
 or to use other length filters), a split and the mean/std to normalise with. Items are dicts. Randomness:
@@ -17,6 +20,7 @@ in training mode every item draws its own numpy generator from torch's RNG, so r
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -38,7 +42,15 @@ __all__ = [
     "collate",
     "frame_mask",
     "crop_length",
+    "SHORT_CLIP_POLICIES",
+    "hold_extend",
+    "HeldRecord",
+    "extend_short_records",
 ]
+
+SHORT_CLIP_POLICIES = ("drop", "hold")
+"""What a loader with a minimum length does with shorter clips: ``"drop"`` (the HumanML3D convention) or
+``"hold"`` (extend them with holds of their first and last pose, :func:`hold_extend`)."""
 
 GENERATION_MAX_LENGTH = MAX_FRAMES
 """Padded length of generation samples, frames (:data:`remomask.constants.MAX_FRAMES`)."""
@@ -102,6 +114,100 @@ def crop_length(length: int, coin: str, unit_length: int = UNIT_LENGTH, max_leng
     return min(units, max_length // unit_length) * unit_length
 
 
+def hold_extend(motion: np.ndarray, before: int, after: int) -> np.ndarray:
+    """A clip with its first pose held for ``before`` frames and its last pose for ``after`` frames.
+
+    A held frame is the boundary feature frame with every velocity set to zero, as the feature extraction
+    of docs/design.md §2.1 gives for a body that stands still: root yaw rate and XZ velocity (dims 0:3) and
+    the local joint velocities (193:259) are 0, the foot contacts (259:263) are 1 (a foot that does not move
+    is in contact by the HumanML3D rule), the root height, root-relative positions and rotations are those
+    of the boundary frame. Recovered joints (``recover_from_ric``) therefore stand still in the first pose
+    before the clip and, after it, in the last pose placed where the last frame's root velocity leads
+    (one frame, 1/20 s, ahead): a person stands, squats, stands.
+
+    Args:
+        motion: (T, D) un-normalised features, D = 263 (HumanML3D) or 251 (KIT-ML), T >= 1.
+        before, after: frames of hold, >= 0.
+
+    Returns:
+        (before + T + after, D) float32 array (a new array; ``motion`` is not changed).
+
+    Raises:
+        ValueError: negative hold lengths, an empty clip, or a feature size that matches no skeleton.
+    """
+    from .features import feature_layout
+    from .layout import infer_skeleton
+
+    motion = np.asarray(motion, dtype=np.float32)
+    if before < 0 or after < 0:
+        raise ValueError(f"hold lengths must be >= 0, got before={before}, after={after}")
+    if motion.ndim != 2 or motion.shape[0] < 1:
+        raise ValueError(f"motion must be (T, D) with T >= 1, got shape {motion.shape}")
+    fl = feature_layout(infer_skeleton(motion.shape[1]))
+
+    def still(frame: np.ndarray, count: int) -> np.ndarray:
+        held = np.repeat(frame[None].copy(), count, axis=0)
+        held[:, 0:3] = 0.0
+        held[:, fl.local_velocity] = 0.0
+        held[:, fl.foot_contact] = 1.0
+        return held
+
+    return np.concatenate([still(motion[0], before), motion, still(motion[-1], after)]).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class HeldRecord(MotionRecord):
+    """A :class:`MotionRecord` extended with holds (:func:`extend_short_records`).
+
+    ``motion`` and ``length`` are those of the extended clip; ``start_frame`` and ``motion_id`` still name
+    the real frames in the source file.
+
+    Attributes:
+        hold_before, hold_after: frames of the held first / last pose.
+        source_length: frames of the real clip (``length - hold_before - hold_after``).
+    """
+
+    hold_before: int = 0
+    hold_after: int = 0
+    source_length: int = 0
+
+
+def extend_short_records(records: Sequence[MotionRecord], min_length: int) -> list:
+    """Records shorter than ``min_length`` frames replaced by hold-extended copies of exactly that length.
+
+    The missing frames are split evenly, the odd frame after the clip (``before = (min_length - T) // 2``),
+    so the result is deterministic (the generators' token cache enumerates the crops of every record). The
+    other records are returned as they are.
+
+    Args:
+        records: :class:`MotionRecord` samples (any order; the order is kept).
+        min_length: frames; the generators' minimum (40 HumanML3D, 24 KIT, docs/design.md §2.4).
+
+    Returns:
+        A new list, same length and order; extended entries are :class:`HeldRecord`.
+
+    Raises:
+        ValueError: ``min_length < 1``.
+    """
+    if min_length < 1:
+        raise ValueError(f"min_length must be >= 1, got {min_length}")
+    out = []
+    for r in records:
+        if r.length >= min_length:
+            out.append(r)
+            continue
+        before = (min_length - r.length) // 2
+        after = min_length - r.length - before
+        out.append(HeldRecord(r.key, hold_extend(r.motion, before, after), r.captions, min_length, r.labels,
+                              r.motion_id, r.start_frame, before, after, r.length))
+    return out
+
+
+def _check_policy(short_clips: str) -> None:
+    if short_clips not in SHORT_CLIP_POLICIES:
+        raise ValueError(f"short_clips must be one of {SHORT_CLIP_POLICIES}, got {short_clips!r}")
+
+
 def _padded(motion: np.ndarray, mean: np.ndarray, std: np.ndarray, total: int) -> torch.Tensor:
     out = np.zeros((total, motion.shape[1]), dtype=np.float32)
     out[: len(motion)] = normalize(motion, mean, std)
@@ -113,10 +219,17 @@ class MotionWindowDataset(Dataset):
 
     Every valid window start of every whole clip is a sample: a clip of T frames gives
     ``(T - window_size) // stride + 1`` windows (the reference code counts ``T - window_size``, dropping the
-    last start). Clips shorter than the window are skipped; captions are not needed.
+    last start). Captions are not needed.
+
+    Clips shorter than the window (docs/data.md "Every action learned"): with ``short_clips="hold"``
+    (default) each gives one window, the clip with its first pose held before it and its last pose held
+    after it (:func:`hold_extend`); in training mode the clip's place in the window is drawn uniformly
+    (``before`` in ``[0, window_size - T]``), in evaluation mode it is centred. ``short_clips="drop"`` skips
+    them (the reference convention, under which the tokenizer never sees a clip shorter than 3.2 s).
 
     Args:
-        source: dataset folder or a :class:`MotionLayout` (records shorter than the window are ignored).
+        source: dataset folder or a :class:`MotionLayout` (with ``"drop"``, records shorter than the window
+            are ignored).
         split: split name (``"train"``, ``"val"``, ...).
         mean, std: (D,) statistics (arrays/tensors or two ``.npy`` paths); None = the dataset's
             ``Mean.npy``/``Std.npy``. The tokenizer's own statistics (spec 2.3) are passed here.
@@ -125,47 +238,66 @@ class MotionWindowDataset(Dataset):
             is jittered by a random offset in ``[0, stride)`` (kept inside the clip).
         train: False makes items fully deterministic.
         skeleton: forwarded to :class:`MotionLayout` when ``source`` is a path.
+        short_clips: ``"hold"`` or ``"drop"`` (above).
 
     Items:
-        ``{"motion": FloatTensor (window_size, D), "key": str, "start": int (frame in the clip)}``
+        ``{"motion": FloatTensor (window_size, D), "key": str, "start": int}``: ``start`` is the frame of the
+        clip at which the window begins; negative for a held window (``-start`` frames of hold come first).
 
     Raises:
-        DatasetError: from :class:`MotionLayout`, or no clip of at least ``window_size`` frames.
+        DatasetError: from :class:`MotionLayout`, or no usable clip. ValueError: bad sizes or policy.
     """
 
     def __init__(self, source, split: str = "train", mean=None, std=None, *, window_size: int = 64,
-                 stride: int = 1, train: bool = True, skeleton=None) -> None:
+                 stride: int = 1, train: bool = True, skeleton=None, short_clips: str = "hold") -> None:
         if window_size < 1 or stride < 1:
             raise ValueError(f"window_size ({window_size}) and stride ({stride}) must be >= 1")
-        self.layout = _layout(source, split, skeleton=skeleton, min_length=window_size, max_length=None,
-                              require_captions=False, subclips=False)
+        _check_policy(short_clips)
+        hold = short_clips == "hold"
+        self.layout = _layout(source, split, skeleton=skeleton, min_length=0 if hold else window_size,
+                              max_length=None, require_captions=False, subclips=False)
         self.mean, self.std = _stats(mean, std, self.layout)
-        self.window_size, self.stride, self.train = window_size, stride, train
-        self.records = [r for r in self.layout if r.length >= window_size]
+        self.window_size, self.stride, self.train, self.short_clips = window_size, stride, train, short_clips
+        self.records = [r for r in self.layout if hold or r.length >= window_size]
         if not self.records:
             raise DatasetFormatError(
                 f"no clip of split {self.layout.split!r} in {self.layout.root} has >= {window_size} frames"
             )
-        counts = np.array([(r.length - window_size) // stride + 1 for r in self.records], dtype=np.int64)
+        counts = np.array([max(1, (r.length - window_size) // stride + 1) for r in self.records], dtype=np.int64)
         self._ends = np.cumsum(counts)
 
     def __len__(self) -> int:
         return int(self._ends[-1])
 
     def window(self, index: int) -> tuple[MotionRecord, int]:
-        """``(record, start)`` of window ``index`` before jitter."""
+        """``(record, start)`` of window ``index`` before jitter (``start`` 0 for a clip shorter than the window).
+
+        Raises:
+            IndexError: ``index`` outside ``[0, len(self))``.
+        """
         if not 0 <= index < len(self):
             raise IndexError(f"window index {index} out of range [0, {len(self)})")
         r = int(np.searchsorted(self._ends, index, side="right"))
         prev = int(self._ends[r - 1]) if r else 0
         return self.records[r], (index - prev) * self.stride
 
+    def window_records(self) -> np.ndarray:
+        """(len(self),) int64: the index in ``self.records`` of every window (for per-action balancing)."""
+        counts = np.diff(np.concatenate([[0], self._ends]))
+        return np.repeat(np.arange(len(self.records), dtype=np.int64), counts)
+
     def __getitem__(self, index: int) -> dict:
         rec, start = self.window(index)
-        if self.train and self.stride > 1:
-            room = min(self.stride - 1, rec.length - self.window_size - start)
-            start += int(torch.randint(0, room + 1, ()).item())
-        clip = rec.motion[start: start + self.window_size]
+        if rec.length < self.window_size:
+            pad = self.window_size - rec.length
+            before = int(torch.randint(0, pad + 1, ()).item()) if self.train else pad // 2
+            clip = hold_extend(rec.motion, before, pad - before)
+            start = -before
+        else:
+            if self.train and self.stride > 1:
+                room = min(self.stride - 1, rec.length - self.window_size - start)
+                start += int(torch.randint(0, room + 1, ()).item())
+            clip = rec.motion[start: start + self.window_size]
         return {"motion": torch.from_numpy(normalize(clip, self.mean, self.std).astype(np.float32)),
                 "key": rec.key, "start": start}
 
@@ -182,6 +314,11 @@ class TextMotionDataset(Dataset):
     Per item: pick a caption; ``T >= 224``: a random 224-frame window (evaluation: the window at frame 0);
     else the whole sample zero-padded to 224. ``length`` tells the encoder which frames are real.
 
+    Short clips (docs/data.md "Every action learned"), generation mode only: ``short_clips="drop"``
+    (default, HumanML3D convention) keeps what the layout holds; ``short_clips="hold"`` loads a path
+    ``source`` without the minimum and replaces every sample shorter than ``min_motion_length`` by its
+    hold-extended copy of exactly that length (:func:`extend_short_records`), for a given layout too.
+
     Evaluation mode (``train=False``): generation items use ``default_rng([seed, index])`` for caption, coin
     and crop; retriever items use the first caption and the window at 0.
 
@@ -196,6 +333,8 @@ class TextMotionDataset(Dataset):
         max_motion_length: padded length; None = 196 (generation) / 224 (retriever).
         unit_length: crop granularity for generation (4).
         skeleton: forwarded to :class:`MotionLayout` when ``source`` is a path.
+        short_clips: ``"drop"`` or ``"hold"`` (above). min_motion_length: the generation minimum in frames
+            for ``"hold"``; None = the skeleton's (40 HumanML3D, 24 KIT).
 
     Items:
         ``{"caption": str, "motion": FloatTensor (max_motion_length, D) (zeros after ``length``),
@@ -203,17 +342,21 @@ class TextMotionDataset(Dataset):
         "labels": dict}``
 
     Raises:
-        ValueError: unknown mode; DatasetError: from :class:`MotionLayout` or the statistics.
+        ValueError: unknown mode or short-clip policy; DatasetError: from :class:`MotionLayout` or the
+            statistics.
     """
 
     def __init__(self, source, split: str = "train", mean=None, std=None, *, mode: str = "generation",
                  train: bool = True, seed: int = 0, max_motion_length: int | None = None,
-                 unit_length: int = UNIT_LENGTH, skeleton=None) -> None:
+                 unit_length: int = UNIT_LENGTH, skeleton=None, short_clips: str = "drop",
+                 min_motion_length: int | None = None) -> None:
         if mode not in ("generation", "retriever"):
             raise ValueError(f"mode must be 'generation' or 'retriever', got {mode!r}")
+        _check_policy(short_clips)
         self.mode, self.train, self.seed, self.unit_length = mode, train, seed, unit_length
+        hold = mode == "generation" and short_clips == "hold"
         if mode == "generation":
-            self.layout = _layout(source, split, skeleton=skeleton)
+            self.layout = _layout(source, split, skeleton=skeleton, **({"min_length": 0} if hold else {}))
             self.max_motion_length = GENERATION_MAX_LENGTH if max_motion_length is None else max_motion_length
         else:
             self.layout = _layout(source, split, skeleton=skeleton, min_length=0, max_length=None)
@@ -222,6 +365,9 @@ class TextMotionDataset(Dataset):
         self.records = [r for r in self.layout if r.captions]
         if not self.records:
             raise DatasetFormatError(f"no captioned sample in split {self.layout.split!r} of {self.layout.root}")
+        if hold:
+            minimum = self.layout.skeleton.min_motion_length if min_motion_length is None else min_motion_length
+            self.records = extend_short_records(self.records, minimum)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -273,7 +419,7 @@ class EvalTextMotionDataset(TextMotionDataset):
     from ``default_rng([seed, i])``: set ``self.seed = r`` for the r-th evaluation repeat.
 
     Args:
-        source, split, mean, std, skeleton: as :class:`TextMotionDataset`.
+        source, split, mean, std, skeleton, short_clips, min_motion_length: as :class:`TextMotionDataset`.
         seed: see above.
         sort_by_length: order items by sample length, ascending (stable), as the reference loader does.
         max_text_len: tokens kept for the evaluator's text encoder (20).
@@ -285,9 +431,10 @@ class EvalTextMotionDataset(TextMotionDataset):
     def __init__(self, source, split: str = "test", mean=None, std=None, *, seed: int = 0,
                  sort_by_length: bool = False, max_text_len: int = 20,
                  max_motion_length: int = GENERATION_MAX_LENGTH, unit_length: int = UNIT_LENGTH,
-                 skeleton=None) -> None:
+                 skeleton=None, short_clips: str = "drop", min_motion_length: int | None = None) -> None:
         super().__init__(source, split, mean, std, mode="generation", train=False, seed=seed,
-                         max_motion_length=max_motion_length, unit_length=unit_length, skeleton=skeleton)
+                         max_motion_length=max_motion_length, unit_length=unit_length, skeleton=skeleton,
+                         short_clips=short_clips, min_motion_length=min_motion_length)
         self.max_text_len = max_text_len
         if sort_by_length:
             order = sorted(range(len(self.records)), key=lambda i: self.records[i].length)

@@ -13,6 +13,11 @@ space (its units: ours lies on a sphere of radius ``EvaluatorConfig.embed_radius
 - :func:`multimodality`: mean distance of 10 random pairs among the repeated generations of a prompt.
 - :func:`label_accuracy`: share of motions whose predicted label equals the prompt's label.
 - :func:`summarize`: mean and 95% confidence half-width ``1.96 * std / sqrt(N)`` over N repeats.
+
+Per-sample and rare-motion helpers (docs/data.md "Every action learned"; ReMoGPT's rare-motion protocol):
+:func:`r_precision_hits` and :func:`matching_distances` keep one value per pair so that the protocol can
+group them by action; :func:`rareness` (1 - the largest cosine similarity of a prompt to the train
+captions), :func:`rarest` and :func:`balanced_matching_distance` score the rare prompts.
 """
 
 from __future__ import annotations
@@ -36,6 +41,13 @@ __all__ = [
     "multimodality",
     "label_accuracy",
     "summarize",
+    "r_precision_hits",
+    "matching_distances",
+    "rareness",
+    "rarest",
+    "balanced_matching_distance",
+    "RARENESS_BINS",
+    "RAREST_SHARE",
     "R_PRECISION_BATCH",
     "DIVERSITY_PAIRS",
     "MULTIMODALITY_PAIRS",
@@ -278,3 +290,104 @@ def summarize(values: Sequence[float]) -> dict:
         return {"mean": float("nan"), "ci95": float("nan"), "std": float("nan"), "n": 0}
     std = float(v.std())
     return {"mean": float(v.mean()), "ci95": 1.96 * std / math.sqrt(v.size), "std": std, "n": int(v.size)}
+
+
+RARENESS_BINS = 10
+"""Equal-width rareness bins of the Balanced MM-Dist (over the evaluated split's range of rareness)."""
+RAREST_SHARE = 0.05
+"""Share of the rarest prompts on which MM-Dist and Diversity are reported (ReMoGPT: the rarest 5 %)."""
+
+
+def r_precision_hits(text_emb, motion_emb, top_k: int = 3) -> np.ndarray:
+    """Per-pair hits of :func:`r_precision`: (B, top_k) bool, row i column k-1 True when motion i is among
+    the k nearest motions of text i in the batch (``r_precision == hits.mean(0)``).
+
+    Raises:
+        MetricError: as :func:`r_precision`.
+    """
+    t, m = _as2d(text_emb, "text_emb"), _as2d(motion_emb, "motion_emb")
+    if t.shape != m.shape:
+        raise MetricError(f"text {t.shape} and motion {m.shape} embeddings must have the same shape (B, D)")
+    if t.shape[0] < top_k:
+        raise MetricError(f"R-precision top-{top_k} needs at least {top_k} pairs, got {t.shape[0]}")
+    order = np.argsort(distance_matrix(t, m), axis=1, kind="stable")
+    rank = np.argmax(order == np.arange(len(t))[:, None], axis=1)
+    return rank[:, None] < np.arange(1, top_k + 1)[None, :]
+
+
+def matching_distances(text_emb, motion_emb) -> np.ndarray:
+    """Per-pair distances of :func:`matching_distance`: (N,) float64 (their mean is MM-Dist).
+
+    Raises:
+        MetricError: shapes differ or non-finite values.
+    """
+    t, m = _as2d(text_emb, "text_emb"), _as2d(motion_emb, "motion_emb")
+    if t.shape != m.shape:
+        raise MetricError(f"text {t.shape} and motion {m.shape} embeddings must have the same shape (N, D)")
+    return np.linalg.norm(t - m, axis=1)
+
+
+def rareness(prompt_emb, train_emb) -> np.ndarray:
+    """Rareness of prompts (ReMoGPT's rare-motion protocol): 1 - the largest cosine similarity of each
+    prompt's sentence embedding to the sentence embeddings of the training captions.
+
+    Args:
+        prompt_emb: (N, E) sentence embeddings of the prompts. train_emb: (M, E) of the train captions.
+
+    Returns:
+        (N,) float64 in [0, 2]; 0 for a prompt that is a training caption.
+
+    Raises:
+        MetricError: widths differ or non-finite values.
+    """
+    p, t = _as2d(prompt_emb, "prompt_emb"), _as2d(train_emb, "train_emb")
+    if p.shape[1] != t.shape[1]:
+        raise MetricError(f"prompt ({p.shape[1]}) and train ({t.shape[1]}) embeddings differ in width")
+    p = p / np.linalg.norm(p, axis=1, keepdims=True).clip(1e-12)
+    t = t / np.linalg.norm(t, axis=1, keepdims=True).clip(1e-12)
+    best = np.full(len(p), -1.0)
+    for s in range(0, len(t), 4096):
+        best = np.maximum(best, (p @ t[s: s + 4096].T).max(axis=1))
+    return 1.0 - best
+
+
+def rarest(values, share: float = RAREST_SHARE, minimum: int = 2) -> np.ndarray:
+    """Indices of the ``ceil(share * N)`` largest values (at least ``minimum``, at most N), rarest first.
+
+    Raises:
+        MetricError: ``share`` outside (0, 1].
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not 0.0 < share <= 1.0:
+        raise MetricError(f"share must be in (0, 1], got {share}")
+    k = min(len(v), max(minimum, math.ceil(share * len(v))))
+    return np.argsort(-v, kind="stable")[:k]
+
+
+def balanced_matching_distance(distances, rare, low: float, high: float, bins: int = RARENESS_BINS) -> float:
+    """Balanced MM-Dist: the mean over rareness bins of each bin's mean matching distance.
+
+    ``bins`` equal-width bins over ``[low, high]`` (the evaluated split's rareness range); empty bins are
+    skipped, so frequent and rare prompts weigh the same whatever their numbers.
+
+    Args:
+        distances: (N,) per-pair matching distances. rare: (N,) rareness of the pairs' prompts.
+        low, high: rareness range of the bins (values outside are clipped into the end bins).
+
+    Returns:
+        The balanced distance (NaN for N = 0).
+
+    Raises:
+        MetricError: lengths differ or ``bins < 1``.
+    """
+    d = np.asarray(distances, dtype=np.float64).reshape(-1)
+    r = np.asarray(rare, dtype=np.float64).reshape(-1)
+    if d.shape != r.shape:
+        raise MetricError(f"{d.size} distances for {r.size} rareness values")
+    if bins < 1:
+        raise MetricError(f"bins must be >= 1, got {bins}")
+    if d.size == 0:
+        return float("nan")
+    width = (high - low) / bins if high > low else 1.0
+    which = np.clip(((r - low) / width).astype(np.int64), 0, bins - 1)
+    return float(np.mean([d[which == b].mean() for b in np.unique(which)]))

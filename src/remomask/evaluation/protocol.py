@@ -72,6 +72,10 @@ __all__ = [
     "json_safe",
     "resolve_evaluator",
     "load_split_layout",
+    "PerActionSpec",
+    "per_action_spec",
+    "format_per_action",
+    "RARE_SEGMENTS",
     "DEFAULT_SEED",
     "DEFAULT_REPEATS",
 ]
@@ -124,6 +128,11 @@ class T2MResult:
         reference: the same statistics for the ground-truth pairs of the pass (``top1..3``, ``mm_dist``,
             ``diversity``, ``<label>_acc``).
         per_repeat: raw per-repeat values of every metric (both dicts, ``gt_`` prefix for the reference).
+        per_action: with ``per_action=True`` (:func:`evaluate_t2m`): ``{"actions": {action: row}, "rare":
+            row, "frequent": row, "threshold": int, ...}``, each row with ``train_segments``, ``rare``,
+            ``known`` (the evaluator's action classifier has the class), ``split_samples``, ``evaluated``
+            (mean samples per repeat) and ``{mean, ci95}`` of ``acc``, ``top1``, ``top3``, ``gt_acc``,
+            ``gt_top1``, ``gt_top3`` (:func:`format_per_action`).
         info: evaluator, dataset, samples per repeat, seconds, the source's ``fallbacks`` counters
             (:class:`RealBaseline`, :class:`RetrievalBaseline`; summed over all repeats) and its
             ``provenance`` dict when it has one (the retrieval-only baseline: retriever, database, counters).
@@ -137,13 +146,17 @@ class T2MResult:
     reference: dict = field(default_factory=dict)
     per_repeat: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    per_action: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict; NaN becomes None."""
-        return json_safe({"name": self.name, "split": self.split, "repeats": self.repeats, "seed": self.seed,
-                       "metrics": {k: {"mean": v["mean"], "ci95": v["ci95"]} for k, v in self.metrics.items()},
-                       "reference": {k: {"mean": v["mean"], "ci95": v["ci95"]} for k, v in self.reference.items()},
-                       "per_repeat": self.per_repeat, "info": self.info})
+        """JSON-ready dict; NaN becomes None. ``per_action`` is included when it was computed."""
+        out = {"name": self.name, "split": self.split, "repeats": self.repeats, "seed": self.seed,
+               "metrics": {k: {"mean": v["mean"], "ci95": v["ci95"]} for k, v in self.metrics.items()},
+               "reference": {k: {"mean": v["mean"], "ci95": v["ci95"]} for k, v in self.reference.items()},
+               "per_repeat": self.per_repeat, "info": self.info}
+        if self.per_action:
+            out["per_action"] = self.per_action
+        return json_safe(out)
 
 
 def json_safe(x):
@@ -243,11 +256,135 @@ _layout = load_split_layout
 """Former name of :func:`load_split_layout` (tests and benchmarks import it)."""
 
 
-def _loader_dataset(layout):
+def _loader_dataset(layout, short_clips: str = "drop"):
     from ..data.datasets import EvalTextMotionDataset
 
     dim = layout.skeleton.feature_dim
-    return EvalTextMotionDataset(layout, mean=np.zeros(dim, np.float32), std=np.ones(dim, np.float32))
+    return EvalTextMotionDataset(layout, mean=np.zeros(dim, np.float32), std=np.ones(dim, np.float32),
+                                 short_clips=short_clips)
+
+
+RARE_SEGMENTS = 100
+"""An action is *rare* when the train split has fewer segments of it than this (docs/data.md)."""
+
+
+@dataclass
+class PerActionSpec:
+    """What the per-action and rare-motion metrics need besides the scored pairs (docs/data.md "Every
+    action learned"; ReMoGPT's rare-motion protocol).
+
+    Attributes:
+        train_counts: ``{action: train segments}`` (no length filter).
+        split_counts: ``{action: samples of the evaluated split}`` with no length filter, so that actions the
+            protocol's 40-199-frame filter leaves out are still listed.
+        evaluable_counts: ``{action: samples of the evaluated layout}`` (after its length filter): what the
+            protocol can draw; fewer with ``max_batches``.
+        known: the classes of the evaluator's action classifier (None: it has none).
+        rareness: ``{caption: 1 - max cosine similarity to the train captions}`` for every caption of the
+            evaluated split (frozen MiniLM sentence embeddings).
+        low, high: rareness range over the split's captions (the Balanced MM-Dist bins).
+        threshold: rare = fewer than this many train segments (:data:`RARE_SEGMENTS`).
+        label: the label name (``action``).
+    """
+
+    train_counts: dict
+    split_counts: dict
+    evaluable_counts: dict
+    known: list | None
+    rareness: dict
+    low: float
+    high: float
+    threshold: int = RARE_SEGMENTS
+    label: str = "action"
+
+    @property
+    def actions(self) -> list[str]:
+        """Every action of the train and evaluated splits, sorted."""
+        return sorted({str(a) for a in (*self.train_counts, *self.split_counts) if a is not None})
+
+
+def per_action_spec(layout, evaluator=None, *, train_split: str = "train", threshold: int = RARE_SEGMENTS,
+                    text_encoder=None, label: str = "action") -> PerActionSpec:
+    """Build the :class:`PerActionSpec` of an evaluated split.
+
+    Args:
+        layout: the evaluated split's :class:`~remomask.data.layout.MotionLayout` (its root is read again
+            without length filters for the train split and the full evaluated split).
+        evaluator: the protocol's evaluator (its ``config.classes[label]`` are the known actions).
+        train_split: the split whose captions and segment counts define rareness.
+        threshold: rare-action threshold in train segments.
+        text_encoder: a frozen :class:`~remomask.text.TextEncoder` (None = the bundled MiniLM, as ReMoGPT's
+            sentence encoder).
+
+    Raises:
+        DatasetError: the splits cannot be read. ProtocolError: ``threshold < 1``.
+    """
+    from collections import Counter
+
+    from ..data.layout import MotionLayout
+
+    if threshold < 1:
+        raise ProtocolError(f"the rare-action threshold must be >= 1 train segment, got {threshold}")
+    train = MotionLayout(layout.root, train_split, min_length=0, max_length=None, progress=False)
+    full = MotionLayout(layout.root, layout.split, min_length=0, max_length=None, progress=False)
+    train_counts = dict(Counter(r.labels.get(label) for r in train))
+    split_counts = dict(Counter(r.labels.get(label) for r in full))
+    evaluable = dict(Counter(r.labels.get(label) for r in layout if r.captions))
+    classes = getattr(getattr(evaluator, "config", None), "classes", None) or {}
+    known = list(classes[label]) if label in classes else None
+    if text_encoder is None:
+        from ..text import load_text_encoder
+
+        text_encoder = load_text_encoder("minilm")
+    prompts = sorted({c.text for r in full for c in r.captions})
+    corpus = sorted({c.text for r in train for c in r.captions})
+    with torch.no_grad():
+        p_emb = text_encoder.encode(prompts).sentence.float().cpu().numpy()
+        t_emb = text_encoder.encode(corpus).sentence.float().cpu().numpy()
+    rare = np.clip(M.rareness(p_emb, t_emb), 0.0, 2.0)   # float32 rounding can give -1e-7 for a train caption
+
+    def names(counts):
+        return {str(k) if k is not None else None: v for k, v in counts.items()}
+
+    return PerActionSpec(names(train_counts), names(split_counts), names(evaluable), known,
+                         dict(zip(prompts, rare.tolist())), float(rare.min()), float(rare.max()), threshold, label)
+
+
+_PA_FIELDS = ("n", "acc", "top1", "top3", "gt_acc", "gt_top1", "gt_top3")
+
+
+def _per_action_values(spec: PerActionSpec, rows: dict, add: Callable, rng: np.random.Generator) -> None:
+    """Add one repeat's per-action (``pa/<action>/<field>``, ``pa/rare/...``, ``pa/frequent/...``) and
+    rare-motion (``rare5_mm_dist``, ``rare5_diversity``, ``balanced_mm_dist`` and ``gt_`` twins) values."""
+    actions = np.asarray(rows["action"], dtype=object)
+    known = set(spec.known) if spec.known is not None else set()
+    rare_set = {a for a in spec.actions if spec.train_counts.get(a, 0) < spec.threshold}
+    groups = {a: actions == a for a in spec.actions}
+    groups["rare"] = np.array([a in rare_set for a in actions], dtype=bool)
+    groups["frequent"] = np.array([a is not None and a not in rare_set for a in actions], dtype=bool)
+    pred = np.asarray(rows["pred"], dtype=object)
+    gt_pred = np.asarray(rows["gt_pred"], dtype=object)
+    hits, gt_hits = np.asarray(rows["hits"], dtype=bool), np.asarray(rows["gt_hits"], dtype=bool)
+    for name, sel in groups.items():
+        n = int(sel.sum())
+        scored = sel & np.array([a in known for a in actions], dtype=bool) if spec.known is not None else sel & False
+        values = {"n": float(n),
+                  "acc": float((pred[scored] == actions[scored]).mean()) if scored.any() else float("nan"),
+                  "gt_acc": float((gt_pred[scored] == actions[scored]).mean()) if scored.any() else float("nan"),
+                  "top1": float(hits[sel, 0].mean()) if n else float("nan"),
+                  "top3": float(hits[sel, 2].mean()) if n else float("nan"),
+                  "gt_top1": float(gt_hits[sel, 0].mean()) if n else float("nan"),
+                  "gt_top3": float(gt_hits[sel, 2].mean()) if n else float("nan")}
+        for f in _PA_FIELDS:
+            add(f"pa/{name}/{f}", values[f])
+    rare = np.array([spec.rareness.get(c, float("nan")) for c in rows["caption"]], dtype=np.float64)
+    ok = np.isfinite(rare)
+    for prefix, dist, emb in (("", rows["dist"], rows["emb"]), ("gt_", rows["gt_dist"], rows["gt_emb"])):
+        dist, emb = np.asarray(dist)[ok], np.asarray(emb)[ok]
+        top = M.rarest(rare[ok]) if ok.sum() >= 2 else np.zeros(0, dtype=np.int64)
+        add(f"{prefix}rare5_mm_dist", float(dist[top].mean()) if len(top) else float("nan"))
+        add(f"{prefix}rare5_diversity", M.diversity(emb[top], len(top), rng) if len(top) >= 2 else float("nan"))
+        add(f"{prefix}balanced_mm_dist", M.balanced_matching_distance(dist, rare[ok], spec.low, spec.high))
 
 
 def _load_state(path: Path, key: dict) -> tuple[dict[str, list[float]], list]:
@@ -293,7 +430,8 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
          multimodality: bool = False, mm_batches: int = 3, mm_repeats: int = 30, set_seed=None,
          desc: str = "evaluate",
          extra: Callable | None = None, max_batches: int | None = None, request_size: int | None = None,
-         state_path: str | os.PathLike | None = None, state_key: dict | None = None):
+         state_path: str | os.PathLike | None = None, state_key: dict | None = None,
+         per_action: PerActionSpec | None = None, short_clips: str = "drop"):
     """The loop shared by :func:`evaluate_t2m` and :func:`evaluate_reconstruction`.
 
     With ``state_path`` the per-repeat values are saved there (atomically) after every repeat, and a run
@@ -311,7 +449,7 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
 
     from ..data.datasets import collate
 
-    ds = _loader_dataset(layout)
+    ds = _loader_dataset(layout, short_clips)
     dim = layout.skeleton.feature_dim
     if len(ds) < batch_size:
         raise ProtocolError(f"split {layout.split!r} has {len(ds)} samples, fewer than one batch of {batch_size}")
@@ -344,6 +482,8 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
         hits = {n: [] for n in label_names}
         gt_hits = {n: [] for n in label_names}
         extras: list[dict] = []
+        rows = {k: [] for k in ("action", "caption", "pred", "gt_pred", "hits", "gt_hits", "dist", "gt_dist",
+                                "emb", "gt_emb")}
         limit = len(loader) if max_batches is None else min(max_batches, len(loader))
         with torch.no_grad():
             for b, (batch, (gen, gen_len)) in enumerate(_in_requests(produce, islice(loader, limit), request_size)):
@@ -364,6 +504,19 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
                         target = [lab.get(n) for lab in batch["labels"]]
                         hits[n].append(M.label_accuracy(pred[n], target))
                         gt_hits[n].append(M.label_accuracy(gt_pred[n], target))
+                if per_action is not None:
+                    lab = per_action.label
+                    rows["action"] += [None if x.get(lab) is None else str(x.get(lab)) for x in batch["labels"]]
+                    rows["caption"] += list(batch["caption"])
+                    none = [None] * len(lengths)
+                    rows["pred"] += list(pred[lab]) if classify and lab in label_names else none
+                    rows["gt_pred"] += list(gt_pred[lab]) if classify and lab in label_names else none
+                    rows["hits"] += list(M.r_precision_hits(text, em))
+                    rows["gt_hits"] += list(M.r_precision_hits(text, gt))
+                    rows["dist"] += list(M.matching_distances(text, em))
+                    rows["gt_dist"] += list(M.matching_distances(text, gt))
+                    rows["emb"] += list(em.numpy())
+                    rows["gt_emb"] += list(gt.numpy())
                 if extra is not None:
                     extras.append(extra(batch, gen, gen_len))
                 if multimodality and b < mm_batches:
@@ -389,6 +542,8 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
                 add(key, sum(a * c for a, c in store if c) / counted if counted else float("nan"))
         for key in (extras[0] if extras else {}):
             add(key, np.mean([e[key] for e in extras]))
+        if per_action is not None:
+            _per_action_values(per_action, rows, add, np.random.default_rng([seed, r, 1]))
         seconds.append(round(time.time() - started, 1))
         if state_path is not None:
             _save_state(state_path, state_key or {}, per, seconds)
@@ -399,16 +554,45 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
 
 
 def _split_results(per: dict) -> tuple[dict, dict]:
-    metrics = {k: M.summarize(v) for k, v in per.items() if not k.startswith("gt_")}
+    metrics = {k: M.summarize(v) for k, v in per.items() if not k.startswith(("gt_", "pa/"))}
     reference = {k[3:]: M.summarize(v) for k, v in per.items() if k.startswith("gt_")}
     return metrics, reference
+
+
+def _per_action_result(spec: PerActionSpec, per: dict) -> dict:
+    def stat(v):
+        st = M.summarize(v)
+        return {"mean": st["mean"], "ci95": st["ci95"]}
+
+    def row(name: str, train: int | None, known) -> dict:
+        out = {"train_segments": train, "known": known,
+               "evaluated": float(np.mean(per[f"pa/{name}/n"])) if per.get(f"pa/{name}/n") else 0.0}
+        for f in _PA_FIELDS[1:]:
+            out[f] = stat(per.get(f"pa/{name}/{f}", []))
+        return out
+
+    known = set(spec.known) if spec.known is not None else None
+    actions = {}
+    for a in spec.actions:
+        r = row(a, int(spec.train_counts.get(a, 0)), None if known is None else a in known)
+        r["rare"] = spec.train_counts.get(a, 0) < spec.threshold
+        r["split_samples"] = int(spec.split_counts.get(a, 0))
+        r["evaluable_samples"] = int(spec.evaluable_counts.get(a, 0))
+        actions[a] = r
+    rare = [a for a in spec.actions if actions[a]["rare"]]
+    return {"label": spec.label, "threshold": spec.threshold, "rare_actions": rare,
+            "unknown_actions": [] if known is None else [a for a in spec.actions if a not in known],
+            "actions": actions, "rare": row("rare", None, None), "frequent": row("frequent", None, None),
+            "rareness_range": [spec.low, spec.high], "rareness_bins": M.RARENESS_BINS,
+            "rarest_share": M.RAREST_SHARE}
 
 
 def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPEATS, seed: int = DEFAULT_SEED, *,
                  dataset: str | os.PathLike = "embedded", evaluator=None, layout=None, name: str | None = None,
                  batch_size: int = M.R_PRECISION_BATCH, multimodality: bool | None = None, mm_batches: int = 3,
                  mm_repeats: int = 30, progress: bool = True, max_batches: int | None = None,
-                 progress_file: str | os.PathLike | None = None, identity: Mapping | None = None) -> T2MResult:
+                 progress_file: str | os.PathLike | None = None, identity: Mapping | None = None,
+                 per_action: bool | PerActionSpec = False, short_clips: str = "drop") -> T2MResult:
     """Score a motion source on a split with the text-to-motion protocol (spec 10.2; module docstring).
 
     Args:
@@ -434,6 +618,16 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
             saved).
         identity: JSON-able description of the source (model folder, weights hash, sampling settings) that
             must match for a resume, on top of the row name and the protocol settings.
+        per_action: True (or a ready :class:`PerActionSpec`) adds, per repeat, the accuracy of the action
+            classifier on the produced motions and the R-precision top-1/3 of the prompts of every action,
+            of the rare actions (< :data:`RARE_SEGMENTS` train segments) and of the others
+            (``result.per_action``), and ReMoGPT's rare-motion metrics ``rare5_mm_dist``,
+            ``rare5_diversity`` (the rarest 5 % of the scored prompts) and ``balanced_mm_dist`` (mean of the
+            MM-Dist of 10 equal-width rareness bins) to ``metrics`` / ``reference``. Costs one encoding of
+            the train and split captions (seconds).
+        short_clips: ``"drop"`` (default: the protocol's 40-199-frame samples) or ``"hold"``: samples of the
+            split shorter than 40 frames are scored too, hold-extended to 40 frames (as the generators train on
+            them, docs/data.md); needs ``layout`` None or loaded with ``min_length=0``.
 
     Returns:
         :class:`T2MResult`; ``info["resumed_repeats"]`` counts the repeats taken from ``progress_file``,
@@ -448,9 +642,19 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
     if repeats < 1:
         raise ProtocolError(f"repeats must be >= 1, got {repeats}")
     evaluator = resolve_evaluator(evaluator)
+    if short_clips not in ("drop", "hold"):
+        raise ProtocolError(f"short_clips must be 'drop' or 'hold', got {short_clips!r}")
+    if layout is None and short_clips == "hold":
+        from ..data.embedded import resolve_dataset
+        from ..data.layout import MotionLayout
+
+        layout = MotionLayout(resolve_dataset(dataset, progress=False), split, min_length=0, progress=False)
     layout = load_split_layout(dataset, split, layout)
     dim = layout.skeleton.feature_dim
     start = time.time()
+    spec = None
+    if per_action is not False and per_action is not None:
+        spec = per_action if isinstance(per_action, PerActionSpec) else per_action_spec(layout, evaluator)
 
     def produce(group):
         captions = [c for batch in group for c in batch["caption"]]
@@ -474,12 +678,16 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
            "request_size": request_size,
            "multimodality": [mm_batches, mm_repeats] if use_mm else None, "evaluator": evaluator_name,
            "dataset": str(layout.root), "identity": dict(identity) if identity else None}
+    if spec is not None:
+        key["per_action"] = [spec.label, spec.threshold]
+    if short_clips != "drop":
+        key["short_clips"] = short_clips
     per, samples, resumed, repeat_seconds = _run(produce, layout, evaluator=evaluator, repeats=repeats, seed=seed,
                                  batch_size=batch_size, progress=progress, multimodality=use_mm,
                                  mm_batches=mm_batches, mm_repeats=mm_repeats,
                                  set_seed=getattr(motion_source, "set_seed", None), max_batches=max_batches,
                                  request_size=request_size, desc=f"evaluate {split}", state_path=progress_file,
-                                 state_key=key)
+                                 state_key=key, per_action=spec, short_clips=short_clips)
     metrics, reference = _split_results(per)
     info = {"evaluator": evaluator_name, "dataset": str(layout.root),
             "samples_per_repeat": samples, "batch_size": batch_size, "seconds": time.time() - start,
@@ -490,7 +698,14 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
     provenance = getattr(motion_source, "provenance", None)
     if provenance:
         info["provenance"] = dict(provenance)
-    return T2MResult(row, split, repeats, seed, metrics, reference, per, info)
+    if short_clips != "drop":
+        info["short_clips"] = short_clips
+    result = T2MResult(row, split, repeats, seed, metrics, reference,
+                       {k: v for k, v in per.items() if not k.startswith("pa/")}, info)
+    if spec is not None:
+        result.per_action = _per_action_result(spec, per)
+        result.per_action["per_repeat"] = {k: v for k, v in per.items() if k.startswith("pa/")}
+    return result
 
 
 def evaluate_reconstruction(reconstruct: Callable, split: str = "test", repeats: int = DEFAULT_REPEATS,
@@ -573,6 +788,67 @@ def format_table(results: Sequence[T2MResult], *, reference: bool = True) -> str
     lines.append(f"split `{first.split}`, {first.repeats} repeats, seed {first.seed}, "
                  f"{first.info.get('samples_per_repeat', '?')} samples per repeat, evaluator "
                  f"`{first.info.get('evaluator', '?')}`; mean ± 1.96·std/√N.")
+    return "\n".join(lines)
+
+
+def format_per_action(result: T2MResult) -> str:
+    """Markdown table of ``result.per_action`` (:func:`evaluate_t2m` with ``per_action``): one row per
+    action, then the ``rare`` and ``frequent`` rows, then the rare-motion metrics.
+
+    Columns: train segments, evaluated samples per repeat (of the split's samples), the action classifier's
+    accuracy on the produced motions and on the real ones, R-precision top-1 / top-3 of the action's prompts
+    (in the protocol's batches of 32), produced and real. An action the evaluator's classifier does not
+    know says so instead of an accuracy; an action none of whose samples the protocol scores says so too.
+    Returns "" when the result has no per-action data.
+    """
+    pa = result.per_action
+    if not pa:
+        return ""
+    head = ("| action | train | evaluated / split | action acc | real acc | Top1 | real Top1 | Top3 | real Top3 |")
+    lines = [head, "|---" * 9 + "|"]
+
+    def acc_cell(r, key):
+        if r.get("known") is False:
+            return "unknown to the classifier"
+        return _cell(r.get(key))
+
+    def line(name, r, split_n=None):
+        evaluated = r.get("evaluated") or 0.0
+        if not evaluated:
+            where = f"0 / {split_n}" if split_n is not None else "0"
+            if not split_n:
+                note = "no sample in the split"
+            elif not r.get("evaluable_samples"):
+                note = "not scored: no sample in the protocol's length range (try --short-clips hold)"
+            else:
+                note = f"not drawn in the scored batches ({r['evaluable_samples']} scorable samples)"
+            return f"| {name} | {r.get('train_segments', '-')} | {where} | {note} | | | | | |"
+        train = r.get("train_segments")
+        cells = [acc_cell(r, "acc"), acc_cell(r, "gt_acc"), _cell(r.get("top1")), _cell(r.get("gt_top1")),
+                 _cell(r.get("top3")), _cell(r.get("gt_top3"))]
+        ev = f"{evaluated:.1f}" + (f" / {split_n}" if split_n is not None else "")
+        return f"| {name} | {'-' if train is None else train} | {ev} | " + " | ".join(cells) + " |"
+
+    for a, r in pa["actions"].items():
+        lines.append(line(("*" if r["rare"] else "") + a, r, r.get("split_samples")))
+    lines.append(line(f"**rare** (< {pa['threshold']} train segments, {len(pa['rare_actions'])} actions)", pa["rare"]))
+    lines.append(line("**frequent**", pa["frequent"]))
+    lines.append("")
+    unknown = pa.get("unknown_actions") or []
+    lines.append(f"`{result.name}`, split `{result.split}`, {result.repeats} repeats; * = rare action. "
+                 + (f"Unknown to the evaluator's action classifier: {', '.join(unknown)}. " if unknown else ""))
+    ref = result.reference
+    rare_cols = [("rare5_mm_dist", "MM-Dist (rarest 5 %)"), ("rare5_diversity", "Diversity (rarest 5 %)"),
+                 ("balanced_mm_dist", "Balanced MM-Dist")]
+    lines.append("")
+    lines.append("| rare-motion metric | produced | real |")
+    lines.append("|---|---|---|")
+    for k, h in rare_cols:
+        lines.append(f"| {h} | {_cell(result.metrics.get(k))} | {_cell(ref.get(k))} |")
+    lo, hi = pa.get("rareness_range", [float("nan")] * 2)
+    lines.append("")
+    lines.append(f"Rareness = 1 - max cosine similarity of the prompt to the train captions (MiniLM sentence "
+                 f"embeddings), range {lo:.3f}-{hi:.3f} on this split, {pa.get('rareness_bins')} equal-width bins.")
     return "\n".join(lines)
 
 

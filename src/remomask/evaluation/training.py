@@ -8,7 +8,10 @@ Two phases, one process, resumable:
    removed from its denominator: in the embedded dataset many clips share a (content, style) pair and
    their captions are paraphrases of one another, so they are not negatives. Samples follow the
    generation loader (spec 2.4: random caption, coin crop, 40 <= T < 200), de-normalised; the model
-   normalises them with the training split's Mean/Std, which become its own statistics.
+   normalises them with the training split's Mean/Std, which become its own statistics. Samples shorter
+   than 40 frames are kept, extended to 40 with holds of their first and last pose, so every action of
+   the training split has a class and training items (docs/data.md "Every action learned";
+   :func:`training_layout`, :func:`training_dataset`).
 2. **Classifiers** (one per label of ``labels.json``: ``action``, ``style``): cross-entropy with label
    smoothing on the same random crops; samples without the label (HDM05 style) are ignored.
 
@@ -37,7 +40,7 @@ from .._training import atomic_torch_save
 from .evaluator import EvaluatorConfig, EvaluatorError, T2MEvaluator
 from .metrics import R_PRECISION_BATCH, r_precision
 
-__all__ = ["train_evaluator", "label_classes", "contrastive_loss", "validate_embedder", "validate_classifiers",
+__all__ = ["train_evaluator", "label_classes", "training_layout", "training_dataset", "contrastive_loss", "validate_embedder", "validate_classifiers",
            "model_card"]
 
 LABEL_NAMES = ("action", "style")
@@ -52,6 +55,31 @@ def label_classes(layout, names=LABEL_NAMES) -> dict[str, list[str]]:
         if len(values) >= 2:
             out[name] = values
     return out
+
+
+def training_layout(root, split: str, progress: bool = False):
+    """The :class:`~remomask.data.layout.MotionLayout` the evaluator trains (or validates) on: captioned
+    samples of ``T < 200`` frames with no minimum (short ones are hold-extended by :func:`training_dataset`).
+
+    Raises:
+        DatasetError: the dataset or the split cannot be read.
+    """
+    from ..data.layout import MotionLayout
+
+    return MotionLayout(root, split, min_length=0, progress=progress)
+
+
+def training_dataset(layout, feature_dim: int):
+    """The evaluator's training items: random caption / coin crop of every sample of ``layout``,
+    de-normalised, samples shorter than the skeleton's minimum extended with holds (module docstring).
+
+    Returns:
+        :class:`~remomask.data.datasets.TextMotionDataset` in training mode.
+    """
+    from ..data.datasets import TextMotionDataset
+
+    mean, std = _raw_stats(feature_dim)
+    return TextMotionDataset(layout, mean=mean, std=std, mode="generation", train=True, short_clips="hold")
 
 
 def contrastive_loss(text: torch.Tensor, motion: torch.Tensor, same: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -106,7 +134,7 @@ def validate_embedder(model: T2MEvaluator, layout, repeats: int = 3, seed: int =
     was = model.training
     model.eval()
     mean, std = _raw_stats(model.config.feature_dim)
-    ds = EvalTextMotionDataset(layout, mean=mean, std=std)
+    ds = EvalTextMotionDataset(layout, mean=mean, std=std, short_clips="hold")
     tops, dists = [], []
     for r in range(repeats):
         ds.seed = seed + r
@@ -134,7 +162,7 @@ def validate_classifiers(model: T2MEvaluator, layout, repeats: int = 3, seed: in
     was = model.training
     model.eval()
     mean, std = _raw_stats(model.config.feature_dim)
-    ds = EvalTextMotionDataset(layout, mean=mean, std=std)
+    ds = EvalTextMotionDataset(layout, mean=mean, std=std, short_clips="hold")
     hits = {n: 0 for n in model.label_names}
     counts = {n: 0 for n in model.label_names}
     for r in range(repeats):
@@ -238,9 +266,8 @@ def train_evaluator(config: EvaluatorConfig, out_dir: str | os.PathLike, *, work
     """
     from tqdm.auto import tqdm
 
-    from ..data.datasets import TextMotionDataset, collate
+    from ..data.datasets import collate
     from ..data.embedded import resolve_dataset
-    from ..data.layout import MotionLayout
 
     work = Path(work_dir) if work_dir is not None else Path("runs") / "evaluator"
     work.mkdir(parents=True, exist_ok=True)
@@ -248,8 +275,8 @@ def train_evaluator(config: EvaluatorConfig, out_dir: str | os.PathLike, *, work
     start = time.time()
 
     root = resolve_dataset(config.dataset, progress=progress)
-    train_layout = MotionLayout(root, config.train_split, progress=progress)
-    val_layout = MotionLayout(root, config.val_split, progress=False)
+    train_layout = training_layout(root, config.train_split, progress=progress)
+    val_layout = training_layout(root, config.val_split)
     config.classes = label_classes(train_layout)
     data_hash = None
     if (root / "stats.json").is_file():
@@ -271,8 +298,7 @@ def train_evaluator(config: EvaluatorConfig, out_dir: str | os.PathLike, *, work
     model = T2MEvaluator(config, mean=train_layout.mean, std=train_layout.std)
     model.train()
     _warm_text_cache(model, [train_layout, val_layout], progress)
-    mean, std = _raw_stats(config.feature_dim)
-    train_ds = TextMotionDataset(train_layout, mean=mean, std=std, mode="generation", train=True)
+    train_ds = training_dataset(train_layout, config.feature_dim)
     loader = DataLoader(train_ds, config.batch_size, shuffle=True, drop_last=True, collate_fn=collate,
                         generator=torch.Generator().manual_seed(config.seed))
     steps_per_epoch = len(loader)

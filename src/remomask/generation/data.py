@@ -49,6 +49,7 @@ __all__ = [
     "Crop",
     "draw_crop",
     "load_generation_records",
+    "sample_indices",
     "tokenizer_fingerprint",
     "TokenSource",
     "Conditions",
@@ -96,16 +97,58 @@ def draw_crop(record, index: int, rng: np.random.Generator, max_length: int = GE
     return Crop(index, caption, start, m_len, record.motion_id, record.key)
 
 
-def load_generation_records(root, split: str, *, progress: bool = False) -> list:
-    """Captioned samples of a split with the generation length filter (40 <= T < 200 for HumanML3D).
+def load_generation_records(root, split: str, *, progress: bool = False, short_clips: str = "hold") -> list:
+    """Captioned samples of a split for the generators (masked / residual transformers, length estimator).
+
+    The generation length range is ``min <= T < 200`` (40 HumanML3D, 24 KIT; docs/design.md §2.4). With
+    ``short_clips="hold"`` (default) samples shorter than the minimum are kept, extended to exactly the
+    minimum by holding their first and last pose (:func:`~remomask.data.datasets.extend_short_records`), so
+    every action of the split reaches the generators (docs/data.md "Every action learned"); ``"drop"`` is
+    the HumanML3D convention (such samples are left out). Extended records are deterministic, so the crop
+    cache of :class:`TokenSource` enumerates their crops like any other.
 
     Raises:
         DatasetError: from :class:`~remomask.data.layout.MotionLayout` (missing folder, empty split, ...).
+        ValueError: an unknown ``short_clips``.
     """
+    from ..data.datasets import SHORT_CLIP_POLICIES, extend_short_records
     from ..data.layout import MotionLayout
 
-    layout = MotionLayout(root, split, progress=progress)
-    return [r for r in layout if r.captions]
+    if short_clips not in SHORT_CLIP_POLICIES:
+        raise ValueError(f"short_clips must be one of {SHORT_CLIP_POLICIES}, got {short_clips!r}")
+    hold = short_clips == "hold"
+    layout = MotionLayout(root, split, progress=progress, **({"min_length": 0} if hold else {}))
+    records = [r for r in layout if r.captions]
+    return extend_short_records(records, layout.skeleton.min_motion_length) if hold else records
+
+
+def sample_indices(records: Sequence, size: int, rng: np.random.Generator, balance_alpha: float = 1.0,
+                   label: str = "action") -> np.ndarray:
+    """Indices of ``size`` training samples drawn with replacement, optionally balanced over actions.
+
+    ``balance_alpha == 1`` draws uniformly over samples with ``rng.integers`` (exactly the draws of the
+    unbalanced trainer); otherwise each label value is drawn with probability proportional to
+    ``count ** balance_alpha`` (:func:`remomask.data.balance.balanced_probabilities`).
+
+    Args:
+        records: the split's samples (their ``labels[label]`` is read; a missing label is its own group).
+        size: samples to draw. rng: numpy generator. balance_alpha: in [0, 1]. label: the label to balance.
+
+    Returns:
+        (size,) int64 indices into ``records``.
+
+    Raises:
+        ValueError: ``balance_alpha`` outside [0, 1] or no records.
+    """
+    from ..data.balance import balanced_probabilities, check_alpha
+
+    check_alpha(balance_alpha)
+    if not len(records):
+        raise ValueError("no records to sample from")
+    if balance_alpha == 1.0:
+        return rng.integers(len(records), size=size)
+    p = balanced_probabilities([r.labels.get(label) for r in records], balance_alpha)
+    return rng.choice(len(records), size=size, replace=True, p=p)
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

@@ -83,6 +83,8 @@ class GenerationTrainConfig:
             optimisation.
         amp: bf16 autocast on CUDA.
         seed: model init, batches, masks and gates. val_seed: the fixed validation crops and masks.
+        balance_alpha: draw train samples by action in proportion to count ** alpha (1 = uniform over samples,
+            0 = every action equally often; docs/data.md "Every action learned").
         eval_every, log_every, checkpoint_every: iterations. val_max_samples: score at most this many val
             samples (None = all).
         device: ``cpu`` / ``cuda``. threads: torch CPU threads per process (None = torch's default).
@@ -119,6 +121,7 @@ class GenerationTrainConfig:
     amp: bool = False
     seed: int = 3407
     val_seed: int = 0
+    balance_alpha: float = 1.0
     eval_every: int = 250
     log_every: int = 25
     checkpoint_every: int = 250
@@ -318,10 +321,10 @@ class _Task:
 
     # -- batches -------------------------------------------------------------------------------------------
     def crops(self, step: int):
-        from .data import draw_crop
+        from .data import draw_crop, sample_indices
 
         rng = np.random.default_rng([self.cfg.seed, self.rank, step])
-        idx = rng.integers(len(self.records), size=self.cfg.batch_size)
+        idx = sample_indices(self.records, self.cfg.batch_size, rng, self.cfg.balance_alpha)
         return [draw_crop(self.records[i], int(i), rng) for i in idx]
 
     def inputs(self, crops, tokens_source=None, exclude: bool = True):

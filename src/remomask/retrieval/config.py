@@ -60,7 +60,9 @@ class RetrieverConfig:
         batch_size (per process), epochs, lr_motion (part encoders), lr_text (trainable text layer),
         lr_heads (projection heads), weight_decay, grad_clip (0 = off), cosine_factor (CosineAnnealing
         T_max = cosine_factor * total steps; 2 traverses half the cosine as the reference code does),
-        seed, num_workers, length_bucketing (batches of similar lengths, less padding), select_metric (validation metric for the best model; ``"rsum"`` = sum of
+        seed, num_workers, length_bucketing (batches of similar lengths, less padding), balance_alpha (draw train
+        samples by action in proportion to count ** alpha; 1 = uniform over samples, 0 = every action
+        equally often; docs/data.md "Every action learned"), select_metric (validation metric for the best model; ``"rsum"`` = sum of
         R@1, R@5, R@10 in both directions), checkpoint_every (steps; 0 = end of epoch only),
         log_every (steps).
     """
@@ -107,6 +109,7 @@ class RetrieverConfig:
     seed: int = 42
     num_workers: int = 0
     length_bucketing: bool = False
+    balance_alpha: float = 1.0
     select_metric: str = "rsum"
     checkpoint_every: int = 0
     log_every: int = 20
@@ -163,12 +166,14 @@ class RetrieverConfig:
     def to_dict(self) -> dict:
         """Plain dict (JSON-serialisable).
 
-        ``filter_direction_guard`` is left out while it is off, so models trained before the option existed
-        keep their ``config.json`` and model hash (the database check).
+        ``filter_direction_guard`` (while off) and ``balance_alpha`` (while 1) are left out, so models trained
+        before the options existed keep their ``config.json`` and model hash (the database check).
         """
         out = asdict(self)
         if not out["filter_direction_guard"]:
             del out["filter_direction_guard"]
+        if out["balance_alpha"] == 1.0:
+            del out["balance_alpha"]
         return out
 
     @classmethod

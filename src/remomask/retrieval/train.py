@@ -67,12 +67,16 @@ class _EpochSampler(torch.utils.data.Sampler):
     permutation is cut into chunks of 50 global batches, each chunk is sorted by sample length and cut into
     global batches, and the batch order is shuffled: batches hold samples of similar lengths, so little
     padding is computed. Each rank takes its slice of every global batch; incomplete batches are dropped.
+
+    With ``probabilities`` (per-action balancing, :mod:`remomask.data.balance`) the epoch is ``n`` draws
+    with replacement from those per-sample probabilities, seeded the same way, instead of a permutation.
     """
 
     def __init__(self, n: int, batch_size: int, rank: int, world: int, seed: int,
-                 lengths: list[int] | None = None) -> None:
+                 lengths: list[int] | None = None, probabilities=None) -> None:
         self.n, self.batch_size, self.rank, self.world, self.seed = n, batch_size, rank, world, seed
         self.lengths = None if lengths is None else torch.as_tensor(lengths)
+        self.probabilities = None if probabilities is None else torch.as_tensor(probabilities, dtype=torch.float64)
         self.epoch, self.start = 0, 0
 
     def steps_per_epoch(self) -> int:
@@ -81,7 +85,10 @@ class _EpochSampler(torch.utils.data.Sampler):
     def batches(self) -> torch.Tensor:
         """(steps, batch_size) sample indices of this rank for the current epoch."""
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        perm = torch.randperm(self.n, generator=g)
+        if self.probabilities is None:
+            perm = torch.randperm(self.n, generator=g)
+        else:
+            perm = torch.multinomial(self.probabilities, self.n, replacement=True, generator=g)
         steps, glob = self.steps_per_epoch(), self.batch_size * self.world
         perm = perm[: steps * glob]
         if self.lengths is not None:
@@ -97,6 +104,15 @@ class _EpochSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return self.steps_per_epoch() - self.start
+
+
+def _balance_probabilities(records, alpha):
+    """Per-sample draw probabilities for ``balance_alpha`` (None at 1: the unbalanced permutation)."""
+    from ..data.balance import balanced_probabilities, check_alpha
+
+    if check_alpha(alpha) == 1.0:
+        return None
+    return balanced_probabilities([r.labels.get("action") for r in records], alpha)
 
 
 # -- the loop ------------------------------------------------------------------------------------------
@@ -217,7 +233,8 @@ def train_retriever(config: RetrieverConfig, out_dir: str | os.PathLike, *, resu
     if main and max_val_samples:
         val_records = val_records[:max_val_samples]
     sampler = _EpochSampler(len(train_ds), c.batch_size, rank, world, c.seed,
-                            [r.length for r in train_ds.records] if c.length_bucketing else None)
+                            [r.length for r in train_ds.records] if c.length_bucketing else None,
+                            _balance_probabilities(train_ds.records, c.balance_alpha))
     steps_per_epoch = sampler.steps_per_epoch()
     if steps_per_epoch < 1:
         raise TrainingError(f"{len(train_ds)} training samples are fewer than one global batch "

@@ -35,7 +35,8 @@ from .. import _training
 from ..data.features import feature_layout
 from .config import TokenizerConfig
 
-__all__ = ["TrainConfig", "TRAIN_PRESETS", "tokenizer_stats", "tokenizer_loss", "learning_rate", "train_tokenizer"]
+__all__ = ["TrainConfig", "TRAIN_PRESETS", "tokenizer_stats", "tokenizer_loss", "learning_rate", "train_tokenizer",
+           "training_windows", "window_probabilities"]
 
 
 @dataclass
@@ -52,6 +53,12 @@ class TrainConfig:
         seed: seeds model init, batches (per rank) and sampling.
         eval_every, log_every, checkpoint_every: iterations. val_split: model-selection split.
         val_max_clips: evaluate on at most this many val clips (None = all).
+        short_clips: ``"hold"`` (default): clips shorter than the window give one window each, extended
+            with holds of their first and last pose; ``"drop"``: skipped (the reference; docs/data.md
+            "Every action learned").
+        balance_alpha: windows are drawn so that each action's share is proportional to its window count
+            to the power alpha (1 = uniform over windows, the default; 0 = every action equally often;
+            :mod:`remomask.data.balance`).
         device: ``cpu`` / ``cuda``. threads: torch CPU threads per process (None = torch's default; 1
             is much faster than 2 on a CPU shared with other jobs). resume: continue from ``<out>/checkpoint.pt`` if present.
         progress: tqdm bar on rank 0. command: the command line, for the model card.
@@ -77,6 +84,8 @@ class TrainConfig:
     checkpoint_every: int = 250
     val_split: str = "val"
     val_max_clips: int | None = None
+    short_clips: str = "hold"
+    balance_alpha: float = 1.0
     device: str = "cpu"
     threads: int | None = None
     resume: bool = True
@@ -136,10 +145,49 @@ def learning_rate(cfg: TrainConfig, it: int) -> float:
     return _training.warmup_step_lr(cfg.lr, cfg.warmup, cfg.gamma, cfg.milestones, it)
 
 
-def _batch(dataset, cfg: TrainConfig, rank: int, step: int) -> torch.Tensor:
+def training_windows(layout, mean, std, window_size: int, short_clips: str = "hold"):
+    """The tokenizer's training set: a :class:`~remomask.data.datasets.MotionWindowDataset` of ``layout``.
+
+    Args:
+        layout: :class:`~remomask.data.layout.MotionLayout` of the train split loaded without a minimum
+            length (``min_length=0, max_length=None, require_captions=False, subclips=False``).
+        mean, std: (D,) tokenizer statistics (spec 2.3). window_size: frames (64).
+        short_clips: ``"hold"`` or ``"drop"`` (:class:`TrainConfig`).
+
+    Raises:
+        DatasetError: no usable clip. ValueError: a bad policy.
+    """
+    from ..data.datasets import MotionWindowDataset
+
+    return MotionWindowDataset(layout, layout.split, mean, std, window_size=window_size, short_clips=short_clips)
+
+
+def window_probabilities(dataset, balance_alpha: float) -> np.ndarray | None:
+    """Per-window draw probabilities balancing the clips' ``action`` labels (None for ``balance_alpha`` 1).
+
+    Returns:
+        None (uniform, the unbalanced draw) or (len(dataset),) float64 probabilities
+        (:func:`remomask.data.balance.balanced_probabilities` over the windows' actions).
+
+    Raises:
+        ValueError: ``balance_alpha`` outside [0, 1].
+    """
+    from ..data.balance import balanced_probabilities, check_alpha
+
+    if check_alpha(balance_alpha) == 1.0:
+        return None
+    actions = [r.labels.get("action") for r in dataset.records]
+    per_window = dataset.window_records()
+    return balanced_probabilities([actions[i] for i in per_window], balance_alpha)
+
+
+def _batch(dataset, cfg: TrainConfig, rank: int, step: int, probabilities=None) -> torch.Tensor:
     # Batch indices depend only on (seed, rank, step): a resumed run draws exactly the same batches.
     g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + rank * 7919 + step)
-    idx = torch.randint(len(dataset), (cfg.batch_size,), generator=g).tolist()
+    if probabilities is None:
+        idx = torch.randint(len(dataset), (cfg.batch_size,), generator=g).tolist()
+    else:
+        idx = torch.multinomial(probabilities, cfg.batch_size, replacement=True, generator=g).tolist()
     return torch.stack([dataset[i]["motion"] for i in idx])
 
 
@@ -151,7 +199,6 @@ def train_tokenizer(cfg: TrainConfig) -> Path:
     """
     from tqdm.auto import tqdm
 
-    from ..data.datasets import MotionWindowDataset
     from ..data.embedded import resolve_dataset
     from ..data.layout import MotionLayout
     from .evaluate import evaluate_model
@@ -166,14 +213,16 @@ def train_tokenizer(cfg: TrainConfig) -> Path:
     root = resolve_dataset(cfg.dataset, progress=rank == 0) if rank == 0 else None
     root = _training.share_path(root, world)
     model_cfg = TokenizerConfig.preset(cfg.preset, branches=tuple(cfg.branches), **cfg.model_overrides)
-    train_layout = MotionLayout(root, "train", min_length=model_cfg.window_size, max_length=None,
-                                require_captions=False, subclips=False, progress=False)
+    train_layout = MotionLayout(root, "train", min_length=0 if cfg.short_clips == "hold" else model_cfg.window_size,
+                                max_length=None, require_captions=False, subclips=False, progress=False)
     if train_layout.mean is None:
         raise ValueError(f"{root} has no Mean.npy/Std.npy to build the tokenizer statistics from")
     if train_layout.mean.shape[0] != model_cfg.feature_dim:
         model_cfg = dataclasses.replace(model_cfg, feature_dim=int(train_layout.mean.shape[0]))
     mean, std = tokenizer_stats(train_layout.mean, train_layout.std, model_cfg.feat_bias)
-    data = MotionWindowDataset(train_layout, "train", mean, std, window_size=model_cfg.window_size)
+    data = training_windows(train_layout, mean, std, model_cfg.window_size, cfg.short_clips)
+    probs = window_probabilities(data, cfg.balance_alpha)
+    probs = None if probs is None else torch.from_numpy(probs)
     val_records = None
     if rank == 0:
         val_layout = MotionLayout(root, cfg.val_split, min_length=0, max_length=None, require_captions=False,
@@ -234,7 +283,7 @@ def train_tokenizer(cfg: TrainConfig) -> Path:
     while step < cfg.iterations:
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step)
-        x = _batch(data, cfg, rank, step).to(device)
+        x = _batch(data, cfg, rank, step, probs).to(device)
         result = net(x)
         loss, parts = tokenizer_loss(result, x, ric, cfg.pos_weight, cfg.commit_weight)
         opt.zero_grad(set_to_none=True)
