@@ -146,3 +146,19 @@ def tiny_residual_config(**overrides):
                   time_layers=1, text_dim=TINY_TEXT)
     fields.update(overrides)
     return ResidualTransformerConfig(**fields)
+
+
+@pytest.fixture(scope="session")
+def bundled_pipe():
+    """The bundled default pipeline, loaded once per test session."""
+    from remomask.pipeline import ReMoMaskPipeline
+
+    return ReMoMaskPipeline.from_pretrained()
+
+
+@pytest.fixture(scope="session")
+def walk_source():
+    """Embedded-dataset clip 000110 ("a person walks backwards", 8.5 s) as an editing source."""
+    from remomask.pipeline.editing import load_source
+
+    return load_source("000110")

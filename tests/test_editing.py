@@ -18,17 +18,13 @@ SOURCE = "000110"
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from remomask.pipeline import ReMoMaskPipeline
-
-    return ReMoMaskPipeline.from_pretrained()
+def pipe(bundled_pipe):
+    return bundled_pipe
 
 
 @pytest.fixture(scope="module")
-def source():
-    from remomask.pipeline.editing import load_source
-
-    return load_source(SOURCE)
+def source(walk_source):
+    return walk_source
 
 
 def _outside(a, b, total):

@@ -21,17 +21,13 @@ TOL_M = 0.0
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from remomask.pipeline import ReMoMaskPipeline
-
-    return ReMoMaskPipeline.from_pretrained()
+def pipe(bundled_pipe):
+    return bundled_pipe
 
 
 @pytest.fixture(scope="module")
-def source():
-    from remomask.pipeline.editing import load_source
-
-    return load_source(SOURCE)
+def source(walk_source):
+    return walk_source
 
 
 def _moved(frame_other, frame_source, source):

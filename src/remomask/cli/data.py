@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ._core import POSITIVE, command, fail, group
+from ._core import POSITIVE, fail, group
 
 __all__ = ["data"]
 

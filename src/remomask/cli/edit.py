@@ -20,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from ._motion_files import check_model_dir, retrieved_entries, write_motion
 from ._core import POSITIVE, SEED, check_device, command, device_option, fail, finite, int_range
 
 __all__ = ["edit", "parse_frames", "parse_keyframe", "DEFAULT_OUT"]
@@ -149,9 +150,7 @@ def edit(source, text, frames_text, parts, extend, keyframe_texts, to_target, to
         from ..pipeline.keyframes import check_keyframes
 
         keys = check_keyframes({f: (_pose_or_motion(p), 0 if n is None else n) for f, p, n in keys_in}, a0, b0)
-    if model_dir is not None and not model_dir.is_dir():
-        raise fail(f"model folder {model_dir} does not exist; pass a folder written by "
-                   "ReMoMaskPipeline.save_pretrained (or leave --model out for the bundled model)")
+    check_model_dir(model_dir)
     check_device(device)
 
     with staged_output(out, DEFAULT_OUT) as stage:
@@ -175,20 +174,11 @@ def edit(source, text, frames_text, parts, extend, keyframe_texts, to_target, to
             res = pipe.edit(src, text, frames, parts=parts, extend=ext, seed=seed, steps=steps,
                             cond_scale=cond_scale, blend=blend)
         a, b = res.frames
-        files = {"joints": "edit_0.joints.npy", "features": "edit_0.features.npy", "source": "source_0.joints.npy"}
-        np.save(stage.path / files["joints"], res.joints.astype("float32"))
-        np.save(stage.path / files["features"], res.features.astype("float32"))
+        title = f"{text}  [edited {a / FPS:.1f}-{b / FPS:.1f} s{', ' + ','.join(res.parts) if res.parts else ''}]"
+        files = write_motion(stage.path, "edit_0", res.joints, res.features, bvh=bvh,
+                             video_format=None if no_video else video_format, title=title)
+        files["source"] = "source_0.joints.npy"
         np.save(stage.path / files["source"], src.joints.astype("float32"))
-        if bvh:
-            from ..export import write_bvh
-
-            files["bvh"] = "edit_0.bvh"
-            write_bvh(stage.path / files["bvh"], res.joints, fps=FPS)
-        if not no_video:
-            from .generate import _render
-
-            title = f"{text}  [edited {a / FPS:.1f}-{b / FPS:.1f} s{', ' + ','.join(res.parts) if res.parts else ''}]"
-            files["video"] = _render(res.joints, stage.path / f"edit_0.{video_format}", title)
         summary = {"source": res_source(source, src), "prompt": text, "frames": [a, b],
                    "seconds": [a / FPS, b / FPS], "source_frames": res.source_frames, "total_frames": len(res),
                    "parts": res.parts, "part_joints": list(res.part_joints),
@@ -196,8 +186,7 @@ def edit(source, text, frames_text, parts, extend, keyframe_texts, to_target, to
                    "seed": res.settings["seed"],
                    "model": str(model_dir) if model_dir is not None else "bundled default",
                    "settings": res.settings, "token_window": list(res.window), "files": files,
-                   "retrieved": [{"id": h["entry_id"], "motion_id": h["motion_id"], "caption": h["caption"],
-                                  "score": round(float(h["score"]), 6)} for h in res.retrieved]}
+                   "retrieved": retrieved_entries(res.retrieved)}
         (stage.path / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
     if to_target is not None:
         click.echo(f"in-between frames {a}:{b} ({(b - a) / FPS:g} s) from the end of {src.source} ({len(src)} frames) "

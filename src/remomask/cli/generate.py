@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 from ..constants import FPS
+from ._motion_files import check_model_dir, retrieved_entries, write_motion
 from ._core import POSITIVE, SEED, check_device, command, device_option, fail, finite, int_range
 from ._prompts import parse_prompt, parse_prompts, read_prompts_file
 
@@ -99,9 +100,7 @@ def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, model_
     else:
         request = dict(seconds=seconds, frames=frames)
     frames_from_request(len(texts), **request)
-    if model_dir is not None and not model_dir.is_dir():
-        raise fail(f"model folder {model_dir} does not exist; pass a folder written by "
-                   "ReMoMaskPipeline.save_pretrained (or leave --model out for the bundled model)")
+    check_model_dir(model_dir)
     check_device(device)
 
     with staged_output(out, DEFAULT_OUT) as stage:
@@ -130,34 +129,22 @@ def _generate_timeline(spec, seed, steps, cond_scale, model_dir, out, no_video, 
     """``generate --timeline``: one motion from segments (:mod:`remomask.pipeline.timeline`); writes
     ``timeline_0.joints.npy``, ``timeline_0.features.npy``, ``timeline_0.bvh`` (``--bvh``), ``timeline_0.mp4``
     (segment texts in the title) and ``result.json`` with every segment (frames, seed, retrieved entries)."""
-    import numpy as np
-
     from ..constants import FPS
     from ..pipeline.timeline import parse_timeline, read_timeline
     from ._outputs import staged_output
 
     looks_like_file = Path(spec).suffix.lower() in (".json", ".yaml", ".yml", ".txt") and "|" not in spec
     segments = read_timeline(Path(spec)) if looks_like_file else parse_timeline(spec)
-    if model_dir is not None and not model_dir.is_dir():
-        raise fail(f"model folder {model_dir} does not exist; pass a folder written by "
-                   "ReMoMaskPipeline.save_pretrained (or leave --model out for the bundled model)")
+    check_model_dir(model_dir)
     check_device(device)
     with staged_output(out, DEFAULT_OUT) as stage:
         from ..pipeline import ReMoMaskPipeline
 
         pipe = ReMoMaskPipeline.from_pretrained(model_dir, device=device)
         res = pipe.compose(segments, seed=seed, steps=steps, cond_scale=cond_scale)
-        files = {"joints": "timeline_0.joints.npy", "features": "timeline_0.features.npy"}
-        np.save(stage.path / files["joints"], res.joints.astype("float32"))
-        np.save(stage.path / files["features"], res.features.astype("float32"))
-        if bvh:
-            from ..export import write_bvh
-
-            files["bvh"] = "timeline_0.bvh"
-            write_bvh(stage.path / files["bvh"], res.joints, fps=FPS)
-        if not no_video:
-            title = " | ".join(f"{s['start'] / FPS:.0f}s {s['text']}" for s in res.segments)
-            files["video"] = _render(res.joints, stage.path / f"timeline_0.{video_format}", title)
+        title = " | ".join(f"{seg['start'] / FPS:.0f}s {seg['text']}" for seg in res.segments)
+        files = write_motion(stage.path, "timeline_0", res.joints, res.features, bvh=bvh,
+                             video_format=None if no_video else video_format, title=title)
         summary = {"timeline": [{"text": s.text, "seconds": s.seconds, "seed": s.seed} for s in segments],
                    "seed": res.settings["seed"], "frames": len(res), "seconds": len(res) / FPS,
                    "boundaries": res.boundaries,
@@ -186,40 +173,15 @@ def write_samples(result, out: Path, num_samples: int, no_video: bool, video_for
     Raises:
         BvhExportError / OSError: a file cannot be written.
     """
-    import numpy as np
     from tqdm.auto import tqdm
 
     samples = []
     for i in tqdm(range(len(result)), desc="writing", unit="motion", disable=len(result) < 8, leave=False):
         joints, feats = result.sample(i)
-        files = {"joints": f"{prefix}_{i}.joints.npy", "features": f"{prefix}_{i}.features.npy"}
-        np.save(out / files["joints"], joints.astype("float32"))
-        np.save(out / files["features"], feats.astype("float32"))
-        if bvh:
-            from ..export import write_bvh
-
-            files["bvh"] = f"{prefix}_{i}.bvh"
-            write_bvh(out / files["bvh"], joints, fps=FPS)
-        if not no_video:
-            files["video"] = _render(joints, out / f"{prefix}_{i}.{video_format}", result.texts[i])
+        files = write_motion(out, f"{prefix}_{i}", joints, feats, bvh=bvh,
+                             video_format=None if no_video else video_format, title=result.texts[i])
         samples.append({"index": i, "prompt": result.texts[i], "prompt_index": i // num_samples,
                         "frames": int(result.lengths[i]), "seconds": float(result.lengths[i]) / FPS,
                         "length_source": result.length_source[i], "files": files,
-                        "retrieved": [{"id": h["entry_id"], "motion_id": h["motion_id"], "caption": h["caption"],
-                                       "score": round(h["score"], 6)} for h in result.retrieved[i]]})
+                        "retrieved": retrieved_entries(result.retrieved[i])})
     return samples
-
-
-def _render(joints, path: Path, title: str) -> str:
-    """Render one motion; an mp4 falls back to a gif when ffmpeg cannot be used. Returns the file name."""
-    from ..render import render_motions
-
-    try:
-        render_motions([joints], path, titles=[title])
-        return path.name
-    except (RuntimeError, OSError, ImportError):
-        if path.suffix != ".mp4":
-            raise
-        gif = path.with_suffix(".gif")
-        render_motions([joints], gif, titles=[title])
-        return gif.name

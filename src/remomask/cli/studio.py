@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from ._motion_files import check_model_dir
 from ._core import check_device, command, device_option, fail, int_range
 
 __all__ = ["studio", "DEFAULT_HOST", "DEFAULT_PORT"]
@@ -73,9 +74,7 @@ def studio(model_dir, host, port, open_browser, device) -> None:
     The page and its JSON API (docs/studio.md) work offline; Ctrl-C stops the server and deletes the
     files it generated.
     """
-    if model_dir is not None and not model_dir.is_dir():
-        raise fail(f"model folder {model_dir} does not exist; pass a folder written by "
-                   "ReMoMaskPipeline.save_pretrained (or leave --model out for the bundled model)")
+    check_model_dir(model_dir)
     check_device(device)
     sock = _bind(host, port)
 

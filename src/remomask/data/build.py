@@ -18,7 +18,6 @@ Everything is deterministic: the same raw files give byte-identical outputs (con
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os

@@ -450,7 +450,6 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
     from ..data.datasets import collate
 
     ds = _loader_dataset(layout, short_clips)
-    dim = layout.skeleton.feature_dim
     if len(ds) < batch_size:
         raise ProtocolError(f"split {layout.split!r} has {len(ds)} samples, fewer than one batch of {batch_size}")
     classify = callable(getattr(evaluator, "predict_labels", None)) and bool(getattr(evaluator, "label_names", []))

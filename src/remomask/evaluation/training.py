@@ -210,7 +210,7 @@ def model_card(config: EvaluatorConfig, metrics: dict, *, command: str | None, d
         f"  selected on `{config.val_split}` (never on test).",
         f"- **Command:** `{command}`" if command else "- **Command:** (library call)",
         f"- **Parameters:** {params:,}; training time {seconds / 60:.1f} min on CPU.",
-        f"- **Labels:** " + ", ".join(f"{k} ({len(v)} classes)" for k, v in config.classes.items()),
+        "- **Labels:** " + ", ".join(f"{k} ({len(v)} classes)" for k, v in config.classes.items()),
         "",
         "## Validation scores (selected epoch)",
         "",

@@ -43,7 +43,6 @@ spliced as in step 3 with the keyframes as anchors.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path

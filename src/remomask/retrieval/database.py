@@ -342,7 +342,7 @@ class RetrievalDatabase:
         return out
 
     def _result(self, slots: list[list[tuple[int, float]]], k: int) -> RetrievalResult:
-        B, E = len(slots), self.dim
+        B = len(slots)
         idx = torch.full((B, k), -1, dtype=torch.long)
         scores = torch.full((B, k), float("-inf"))
         for b, found in enumerate(slots):
