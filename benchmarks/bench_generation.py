@@ -50,6 +50,8 @@ def build_random_pipeline(preset: str, device: str, entries: int = 10_806):
         MaskTransformerConfig,
         ResidualTransformer,
         ResidualTransformerConfig,
+        column_codes_of,
+        num_codes_of,
     )
     from remomask.pipeline import ReMoMaskPipeline
     from remomask.retrieval import PartRetriever, RetrievalDatabase, RetrieverConfig
@@ -63,7 +65,10 @@ def build_random_pipeline(preset: str, device: str, entries: int = 10_806):
     db = RetrievalDatabase(rng.normal(size=(entries, e)), rng.normal(size=(entries, e)),
                            [f"caption {i}" for i in range(entries)], [f"{i // 3:06d}" for i in range(entries)],
                            model_hash=ret.model_hash())
-    common = dict(num_codes=tok.config.num_codes, num_columns=tok.num_columns, text_dim=384)
+    # as generation/train.py: one id range over all columns, the larger of the two codebooks with the dual
+    # tokenizer; each column keeps to its own codebook's ids (``column_codes``)
+    common = dict(num_codes=num_codes_of(tok), column_codes=column_codes_of(tok), num_columns=tok.num_columns,
+                  text_dim=384)
     mask = MaskTransformer(MaskTransformerConfig.preset(preset, retrieval_dim=e, **common)).eval()
     res = ResidualTransformer(ResidualTransformerConfig.preset(preset, num_quantizers=tok.num_quantizers,
                                                                **common)).eval()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .conditions import Retrieved, as_retrieved, check_text, resolve_gate, token_valid
+from .conditions import Retrieved, as_retrieved, check_text, resolve_gate, restrict_to_columns, token_valid
 from .config import MaskTransformerConfig
 from .layers import LinearSSTALayer, SelfAttentionBlock, SSTABlock, SSTAConditions, ensure_some_valid, sinusoid_2d
 from .masking import LossOutput, mask_grid, masked_cross_entropy
@@ -185,12 +185,17 @@ class MaskTransformer(nn.Module):
                 (calling the bare module would skip DDP's gradient synchronisation). None = ``self``.
             **mask_kwargs: forwarded to :func:`~remomask.generation.masking.mask_grid` (``ratio``, ...).
 
+        With ``config.column_codes`` the logits of ids a column's codebook lacks are -inf in the loss, and the
+        random replacement codes of the corruption stay inside each column's codebook.
+
         Returns:
             :class:`~remomask.generation.masking.LossOutput` (``extra["ratio"]``: mean mask ratio).
         """
-        m = mask_grid(ids, self.config.num_codes, generator=generator, **mask_kwargs)
+        c = self.config
+        m = mask_grid(ids, c.num_codes, generator=generator, column_codes=c.column_codes, **mask_kwargs)
         logits = (forward or self)(m.inputs, text, retrieval, generator=generator)
-        loss, acc, count = masked_cross_entropy(logits, m.labels)
+        # ids a column's codebook does not have are never the answer (config.column_codes)
+        loss, acc, count = masked_cross_entropy(restrict_to_columns(logits, c.column_codes), m.labels)
         return LossOutput(loss, acc, count, {"ratio": float(m.ratio.mean())})
 
     # ---- persistence -----------------------------------------------------------------------------

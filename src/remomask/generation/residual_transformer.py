@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conditions import check_text, resolve_gate, token_valid
+from .conditions import check_text, resolve_gate, restrict_to_columns, token_valid
 from .config import ResidualTransformerConfig
 from .layers import SelfAttentionBlock, ensure_some_valid, sinusoid_2d
 from .masking import IGNORE_INDEX, LossOutput, masked_cross_entropy
@@ -272,7 +272,8 @@ class ResidualTransformer(nn.Module):
         target = ids.gather(-1, q[:, None, None, None].expand(*ids.shape[:3], 1)).squeeze(-1)    # (B, n, J)
         labels = torch.where((ids[..., 0] >= 0) & (target >= 0), target, torch.full_like(target, IGNORE_INDEX))
         logits = (forward or self)(ids, q, text, generator=generator)
-        loss, acc, count = masked_cross_entropy(logits, labels)
+        # ids a column's codebook does not have are never the answer (config.column_codes)
+        loss, acc, count = masked_cross_entropy(restrict_to_columns(logits, c.column_codes), labels)
         return LossOutput(loss, acc, count, {"q": float(q.float().mean())})
 
     # ---- persistence -----------------------------------------------------------------------------
