@@ -35,9 +35,11 @@ def _prompts(count: int) -> tuple[list[str], list[int]]:
     return ([records[i].captions[0].text for i in order], [min(records[i].length, 196) // 4 * 4 for i in order])
 
 
-def _generate(pipe) -> dict[str, np.ndarray]:
+def _generate(pipe, names=None) -> dict[str, np.ndarray]:
     out = {}
     for name, count, kwargs in CASES:
+        if names is not None and name not in names:
+            continue
         captions, frames = _prompts(count)
         out[name] = pipe(captions, frames=frames, min_frames=4, **kwargs).token_ids
     return out
@@ -50,14 +52,27 @@ def pipe():
     return ReMoMaskPipeline.from_pretrained()
 
 
-def test_token_ids_match_the_recording(pipe):
+@pytest.mark.parametrize("chunk_tokens, threads", [(None, 1), (1, 1), (1, 2)])
+def test_token_ids_match_the_recording(pipe, chunk_tokens, threads):
+    """At the default chunking (all cases), and on the padded batch with one batch row per chunk
+    (chunk_tokens 1), run in order or spread over two worker threads (generation.layers.run_chunks)."""
     import torch
 
     assert torch.get_num_threads() == 1  # the recording's thread count (tests/conftest.py)
     want = np.load(DATA)
-    got = _generate(pipe)
-    assert sorted(want.files) == sorted(got)
-    for name in want.files:
+    models = (pipe.mask_transformer, pipe.residual_transformer)
+    try:
+        torch.set_num_threads(threads)
+        if chunk_tokens is not None:
+            for m in models:
+                m.chunk_tokens = chunk_tokens
+        got = _generate(pipe, None if chunk_tokens is None else ["padded_guided"])
+    finally:
+        torch.set_num_threads(1)
+        for m in models:
+            m.__dict__.pop("chunk_tokens", None)
+    assert set(got) <= set(want.files) and (chunk_tokens is not None or set(got) == set(want.files))
+    for name in got:
         assert got[name].shape == want[name].shape, name
         diff = int((got[name] != want[name]).sum())
         assert diff == 0, f"{name}: {diff} of {got[name].size} token ids differ from the recording"

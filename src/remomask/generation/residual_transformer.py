@@ -29,7 +29,7 @@ from torch import nn
 
 from .conditions import check_text, resolve_gate, restrict_to_columns, token_valid
 from .config import ResidualTransformerConfig
-from .layers import SelfAttentionBlock, ensure_some_valid, sinusoid_2d
+from .layers import CHUNK_TOKENS, SelfAttentionBlock, chunk_rows, ensure_some_valid, run_chunks, sinusoid_2d
 from .masking import IGNORE_INDEX, LossOutput, masked_cross_entropy
 from .pretrained import load_model, save_model
 
@@ -61,7 +61,13 @@ class ResidualTransformer(nn.Module):
 
     Args:
         config: :class:`~remomask.generation.config.ResidualTransformerConfig`.
+
+    Attributes:
+        chunk_tokens: without autograd (sampling), the batch runs in chunks of about this many grid tokens
+            (:func:`~remomask.generation.layers.chunk_rows`); each sample's logits do not depend on the chunking.
     """
+
+    chunk_tokens: int = CHUNK_TOKENS
 
     def __init__(self, config: ResidualTransformerConfig) -> None:
         super().__init__()
@@ -212,9 +218,6 @@ class ResidualTransformer(nn.Module):
             raise ValueError("every sample needs at least one non-padding token")
         x = self.in_proj(self._history(ids, q, valid)) + self.pos[:n]
         x = self.drop(x).reshape(b, n * j, -1)
-        d = x.shape[-1]
-        v = valid.reshape(b, n * j)
-
         text = check_text(text, b, c.text_dim, ids.device, x.dtype)
         text_on = resolve_gate(text_on, self.training, c.text_drop, b, ids.device, generator, "text_on")
         if text is None:
@@ -223,8 +226,18 @@ class ResidualTransformer(nn.Module):
         g = text_on[:, None].to(x.dtype)
         cond = self.text_proj(text) * g + self.null_text.to(x.dtype) * (1 - g)     # dropped -> null token
         prefix = torch.stack([cond, self.layer_emb(q)], 1)                          # (B, 2, D)
-        ones = torch.ones(b, 2, dtype=torch.bool, device=ids.device)
+        rows = chunk_rows(b, n * j, self.chunk_tokens)
+        if rows >= b:
+            return self._trunk(x, valid, prefix, q)
+        return run_chunks(lambda r: self._trunk(x[r], valid[r], prefix[r], q[r]), b, rows, x.device)
 
+    def _trunk(self, x: torch.Tensor, valid: torch.Tensor, prefix: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Blocks, head and classifier: embedded history (B, N, D), validity (B, n, J'), the [text, layer]
+        tokens (B, 2, D) and layers q (B,) -> (B, N, K) logits."""
+        b, n, j = valid.shape
+        d = x.shape[-1]
+        v = valid.reshape(b, n * j)
+        ones = torch.ones(b, 2, dtype=torch.bool, device=x.device)
         s = torch.cat([prefix, x], 1)
         sv = torch.cat([ones, v], 1)
         for blk in self.blocks:
