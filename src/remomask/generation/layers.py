@@ -40,7 +40,8 @@ wait on memory."""
 
 def chunk_rows(batch: int, tokens_per_row: int, chunk_tokens: int) -> int:
     """Batch rows per chunk of a forward pass without autograd: ``max(1, chunk_tokens // tokens_per_row)``,
-    or the whole batch while autograd records (training keeps one pass) or when ``chunk_tokens`` <= 0.
+    or the whole batch while autograd records (training keeps one pass) or when ``chunk_tokens`` <= 0 (then
+    the pass is also not spread over threads: the code path before issue 20).
 
     Every row is computed on its own (attention never mixes rows; row-wise GEMMs), so the chunking changes
     no row's result beyond the GEMM library's own choice of kernel per shape (docs/benchmarks.md).
@@ -333,26 +334,31 @@ def _one_thread(fn, *args):
 
 
 def run_chunks(fn, batch: int, rows: int, device: torch.device) -> torch.Tensor:
-    """``torch.cat([fn(slice(s, s + rows)) for s in range(0, batch, rows)])``, with the chunks spread over the
-    CPU's threads (``docs/benchmarks.md``, issue 20).
+    """``fn`` over the batch in chunks of at most ``rows`` rows, joined: ``torch.cat([fn(slice(s, s + rows)),
+    ...])``, with the chunks spread over the CPU's threads (``docs/benchmarks.md``, issue 20).
 
-    With more than one torch thread, on the CPU, outside autocast and with at least two chunks, each of
-    ``torch.get_num_threads()`` workers runs whole chunks on one thread: independent chunks keep both cores
-    busy without the per-operator thread barriers (and their waits) of intra-op parallelism on small
-    operators. Each chunk's result is the one-thread result, so a call's output does not depend on the
-    scheduling. Otherwise the chunks run in order on the calling thread.
+    With more than one torch thread, on the CPU, outside autocast and with at least two rows, each of
+    ``torch.get_num_threads()`` workers runs whole chunks on one thread (the chunks are then at most
+    ``ceil(B / threads)`` rows, so that every worker has one): independent chunks keep both cores busy
+    without the per-operator thread barriers of intra-op parallelism, which wait long on small operators and
+    on a shared machine. Each chunk's result is the one-thread result, so a call's output does not depend on
+    the scheduling. Otherwise the chunks run in order on the calling thread.
 
     Args:
-        fn: ``fn(rows: slice) -> Tensor`` of shape (len(rows), ...). batch: B. rows: chunk size (>= 1).
+        fn: ``fn(rows: slice) -> Tensor`` of shape (len(rows), ...). batch: B. rows: largest chunk (>= 1).
         device: the tensors' device.
 
     Returns:
         (B, ...) the chunks' results, in order.
     """
-    parts = [slice(s, min(batch, s + rows)) for s in range(0, batch, rows)]
     threads = torch.get_num_threads()
-    parallel = (len(parts) > 1 and threads > 1 and torch.device(device).type == "cpu"
+    parallel = (batch > 1 and threads > 1 and torch.device(device).type == "cpu"
                 and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"))
+    if parallel:
+        rows = min(rows, -(-batch // threads))
+    parts = [slice(s, min(batch, s + rows)) for s in range(0, batch, rows)]
+    if len(parts) == 1:
+        return fn(parts[0])
     if not parallel:
         return torch.cat([fn(p) for p in parts])
     try:

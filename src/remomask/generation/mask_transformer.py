@@ -171,7 +171,7 @@ class MaskTransformer(nn.Module):
         x = self.drop(x).reshape(b, n * j, -1)                          # (B, N, D)
         cond = self._conditions(text, retrieval, text_on, retrieval_on, b, ids.device, x.dtype, generator)
         rows = chunk_rows(b, n * j, self.chunk_tokens)
-        if rows >= b:
+        if rows >= b and self.chunk_tokens <= 0:
             return self._trunk(x, valid, cond)
         return run_chunks(lambda r: self._trunk(x[r], valid[r], cond.take(r)), b, rows, x.device)
 

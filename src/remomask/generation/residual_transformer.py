@@ -227,7 +227,7 @@ class ResidualTransformer(nn.Module):
         cond = self.text_proj(text) * g + self.null_text.to(x.dtype) * (1 - g)     # dropped -> null token
         prefix = torch.stack([cond, self.layer_emb(q)], 1)                          # (B, 2, D)
         rows = chunk_rows(b, n * j, self.chunk_tokens)
-        if rows >= b:
+        if rows >= b and self.chunk_tokens <= 0:
             return self._trunk(x, valid, prefix, q)
         return run_chunks(lambda r: self._trunk(x[r], valid[r], prefix[r], q[r]), b, rows, x.device)
 
