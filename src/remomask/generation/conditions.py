@@ -211,7 +211,7 @@ def codebooks_of(tokenizer: CodebookSource) -> torch.Tensor:
 def num_codes_of(tokenizer) -> int:
     """K of the generators for a tokenizer: one id range over every token column, so the larger of the two
     codebooks with the dual-branch tokenizer (its 1D column has ``num_codes_1d`` codes), else ``num_codes``
-    (``docs/design.md``, generation; arXiv 2508.02605 sec. 3.2).
+    (``docs/generation.md``, "Token columns").
 
     Raises:
         AttributeError: not a ``MotionTokenizer``-like object (``config.num_codes``, ``dual``).
@@ -251,7 +251,8 @@ def column_code_mask(column_codes, num_codes: int, positions: int, device=None) 
 
 def restrict_to_columns(logits: torch.Tensor, column_codes) -> torch.Tensor:
     """Logits of ids a column's codebook does not have set to -inf, so they are never sampled or predicted
-    (the dual tokenizer's 2D columns have fewer codes than its 1D column; ``docs/design.md``, generation).
+    (the dual tokenizer's 2D columns have fewer codes than its 1D column; ``docs/generation.md``,
+    "Token columns").
 
     Args:
         logits: (B, N, K) float, position index ``t * J' + j``. column_codes: (J',) counts or None.

@@ -297,14 +297,15 @@ class _Task:
         torch.manual_seed(cfg.seed)
         if cfg.kind == "mask":
             fields = dict(num_codes=num_codes_of(self.tokenizer), column_codes=column_codes_of(self.tokenizer),
-                          num_columns=self.tokenizer.num_columns, text_dim=text_dim, retrieval_k=cfg.retrieval_k, use_retrieval=cfg.use_retrieval,
-                          ssta=cfg.ssta, text_value=cfg.text_value)
+                          num_columns=self.tokenizer.num_columns, text_dim=text_dim, retrieval_k=cfg.retrieval_k,
+                          use_retrieval=cfg.use_retrieval, ssta=cfg.ssta, text_value=cfg.text_value)
             if self.database is not None:
                 fields["retrieval_dim"] = self.database.dim
             model = MaskTransformer(MaskTransformerConfig.preset(cfg.preset, **{**fields, **over}))
         elif cfg.kind == "residual":
             fields = dict(num_codes=num_codes_of(self.tokenizer), column_codes=column_codes_of(self.tokenizer),
-                          num_columns=self.tokenizer.num_columns, num_quantizers=self.tokenizer.num_quantizers, text_dim=text_dim)
+                          num_columns=self.tokenizer.num_columns, num_quantizers=self.tokenizer.num_quantizers,
+                          text_dim=text_dim)
             if cfg.init_from_codebooks:
                 fields["code_dim"] = self.tokenizer.config.code_dim
             model = ResidualTransformer(ResidualTransformerConfig.preset(cfg.preset, **{**fields, **over}))
