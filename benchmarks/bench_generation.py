@@ -97,6 +97,11 @@ def _clear_caches(pipe) -> None:
     pipe.text_encoder.clear_cache()
 
 
+CPU_SECONDS: list[float] = []
+"""Process CPU seconds of each timed call of :func:`time_call` (all threads): on a shared machine the CPU
+time of a one-thread run does not count the time the process waited for a core."""
+
+
 def time_call(pipe, batch: int, repeats: int, device: str, cond_scale: float | None = 4.0,
               warmup: bool = True) -> list[float]:
     """Seconds per pipeline call for ``batch`` prompts of 196 frames (first call = warm-up, not counted, unless
@@ -106,11 +111,12 @@ def time_call(pipe, batch: int, repeats: int, device: str, cond_scale: float | N
     for r in range(0 if warmup else 1, repeats + 1):
         _clear_caches(pipe)
         _sync(device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         pipe(texts, frames=196, seed=r, steps=10, cond_scale=cond_scale)
         _sync(device)
         if r:
             times.append(time.perf_counter() - start)
+            CPU_SECONDS.append(time.process_time() - cpu)
     return times
 
 
@@ -240,18 +246,21 @@ def main() -> None:
         parser.error(f"--paths takes new and/or old, got {args.paths!r}")
     if args.warmup == "once":
         time_call(pipe, 1, 0, args.device, cond_scale)
-    print(f"{'batch':>5} {'path':>4} {'median s':>9} {'min s':>7} {'s/motion':>9} {'motions/s':>10} {'peak MB':>8}")
+    print(f"{'batch':>5} {'path':>4} {'median s':>9} {'min s':>7} {'s/motion':>9} {'motions/s':>10} "
+          f"{'CPU s/motion':>12} {'peak MB':>8}")
     for batch in args.batch or [1, 32]:
         for path in paths:
             for model in (pipe.mask_transformer, pipe.residual_transformer):
                 model.chunk_tokens = 0 if path == "old" else type(model).chunk_tokens
             if args.device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats()
+            CPU_SECONDS.clear()
             times = time_call(pipe, batch, args.repeats if batch == 1 else max(1, args.repeats // 2), args.device,
                               cond_scale, warmup=args.warmup == "each")
             med = statistics.median(times)
+            cpu = statistics.median(CPU_SECONDS) / batch
             print(f"{batch:>5} {path:>4} {med:>9.3f} {min(times):>7.3f} {med / batch:>9.3f} {batch / med:>10.2f} "
-                  f"{peak_memory_mb(args.device):>8.0f}", flush=True)
+                  f"{cpu:>12.3f} {peak_memory_mb(args.device):>8.0f}", flush=True)
     if args.protocol:
         print(f"evaluation batches of 32 at the ground-truth lengths of `{args.protocol}` "
               f"({args.protocol_batches} batches, model's sampling defaults)")
