@@ -41,7 +41,8 @@ wait on memory."""
 def chunk_rows(batch: int, tokens_per_row: int, chunk_tokens: int) -> int:
     """Batch rows per chunk of a forward pass without autograd: ``max(1, chunk_tokens // tokens_per_row)``,
     or the whole batch while autograd records (training keeps one pass) or when ``chunk_tokens`` <= 0 (then
-    the pass is also not spread over threads: the code path before issue 20).
+    the pass is also not spread over threads, and the residual transformer skips none of its work either:
+    the code path before issue 20, kept for ``benchmarks/bench_generation.py --paths old``).
 
     Every row is computed on its own (attention never mixes rows; row-wise GEMMs), so the chunking changes
     no row's result beyond the GEMM library's own choice of kernel per shape (docs/benchmarks.md).

@@ -153,7 +153,7 @@ class ResidualTransformer(nn.Module):
         """(B, n, J, >=q) ids -> (B, n, J, C) sum of the embeddings of layers < q (zeros at padding)."""
         total = 0
         for layer in range(min(ids.shape[-1], self.config.num_quantizers - 1)):
-            if layer and not torch.is_grad_enabled() and not bool((layer < q).any()):
+            if layer and self.chunk_tokens > 0 and not torch.is_grad_enabled() and not bool((layer < q).any()):
                 break                       # no sample uses this layer or the next (adding zeros changes nothing)
             layer_ids = ids[..., layer]
             use = (layer < q)[:, None, None] & valid & (layer_ids >= 0)
@@ -171,7 +171,7 @@ class ResidualTransformer(nn.Module):
     def _logits(self, h: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """h (B, N, C), q (B,) -> (B, N, K) with the classifier of each sample's layer."""
         tables = self.classifier_tables().to(h.dtype)
-        if bool((q == q[0]).all()):         # one layer for the whole batch (sampling): no row gather / scatter
+        if self.chunk_tokens > 0 and bool((q == q[0]).all()):   # one layer for the batch: no row gather/scatter
             logits = h @ tables[int(q[0]) - 1].t()
             return logits if self.config.share_weights else logits + self.classifier_bias[int(q[0]) - 1].to(h.dtype)
         out = h.new_empty(*h.shape[:2], self.config.num_codes)
