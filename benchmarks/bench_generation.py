@@ -103,7 +103,7 @@ time of a one-thread run does not count the time the process waited for a core."
 
 
 def time_call(pipe, batch: int, repeats: int, device: str, cond_scale: float | None = 4.0,
-              warmup: bool = True) -> list[float]:
+              warmup: bool = True, precision: str | None = None) -> list[float]:
     """Seconds per pipeline call for ``batch`` prompts of 196 frames (first call = warm-up, not counted, unless
     ``warmup`` is False); ``cond_scale`` None = the model's default (``pipeline.json``)."""
     texts = [PROMPTS[i % len(PROMPTS)] + f" {i}" for i in range(batch)]
@@ -112,7 +112,7 @@ def time_call(pipe, batch: int, repeats: int, device: str, cond_scale: float | N
         _clear_caches(pipe)
         _sync(device)
         start, cpu = time.perf_counter(), time.process_time()
-        pipe(texts, frames=196, seed=r, steps=10, cond_scale=cond_scale)
+        pipe(texts, frames=196, seed=r, steps=10, cond_scale=cond_scale, precision=precision)
         _sync(device)
         if r:
             times.append(time.perf_counter() - start)
@@ -210,6 +210,9 @@ def main() -> None:
                         help="Comma list of sampling paths, timed in turn at every batch size: new = chunked "
                              "passes (generation.layers.CHUNK_TOKENS, threads as one-thread workers); old = one "
                              "pass over the whole batch (chunk_tokens 0), the code before issue 20.")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                        help="Pipeline precision of the timed calls (default: the pipeline's, fp32 on the CPU); "
+                             "bf16 = autocast, not exact.")
     parser.add_argument("--train-steps", action="store_true", help="Also time training steps of the transformers.")
     parser.add_argument("--protocol", default=None, metavar="SPLIT",
                         help="Also time --protocol-batches evaluation batches (32 prompts at the ground-truth "
@@ -245,7 +248,7 @@ def main() -> None:
     if set(paths) - {"new", "old"}:
         parser.error(f"--paths takes new and/or old, got {args.paths!r}")
     if args.warmup == "once":
-        time_call(pipe, 1, 0, args.device, cond_scale)
+        time_call(pipe, 1, 0, args.device, cond_scale, precision=args.precision)
     print(f"{'batch':>5} {'path':>4} {'median s':>9} {'min s':>7} {'s/motion':>9} {'motions/s':>10} "
           f"{'CPU s/motion':>12} {'peak MB':>8}")
     for batch in args.batch or [1, 32]:
@@ -256,7 +259,7 @@ def main() -> None:
                 torch.cuda.reset_peak_memory_stats()
             CPU_SECONDS.clear()
             times = time_call(pipe, batch, args.repeats if batch == 1 else max(1, args.repeats // 2), args.device,
-                              cond_scale, warmup=args.warmup == "each")
+                              cond_scale, warmup=args.warmup == "each", precision=args.precision)
             med = statistics.median(times)
             cpu = statistics.median(CPU_SECONDS) / batch
             print(f"{batch:>5} {path:>4} {med:>9.3f} {min(times):>7.3f} {med / batch:>9.3f} {batch / med:>10.2f} "

@@ -343,7 +343,8 @@ def run_chunks(fn, batch: int, rows: int, device: torch.device) -> torch.Tensor:
     ``ceil(B / threads)`` rows, so that every worker has one): independent chunks keep both cores busy
     without the per-operator thread barriers of intra-op parallelism, which wait long on small operators and
     on a shared machine. Each chunk's result is the one-thread result, so a call's output does not depend on
-    the scheduling. Otherwise the chunks run in order on the calling thread.
+    the scheduling. Otherwise the chunks run in order on the calling thread; on an accelerator the batch is
+    one pass (the chunk size is tuned to this CPU's cache).
 
     Args:
         fn: ``fn(rows: slice) -> Tensor`` of shape (len(rows), ...). batch: B. rows: largest chunk (>= 1).
@@ -352,9 +353,10 @@ def run_chunks(fn, batch: int, rows: int, device: torch.device) -> torch.Tensor:
     Returns:
         (B, ...) the chunks' results, in order.
     """
+    if torch.device(device).type != "cpu":
+        return fn(slice(0, batch))           # accelerators: one pass (their memory and batching differ)
     threads = torch.get_num_threads()
-    parallel = (batch > 1 and threads > 1 and torch.device(device).type == "cpu"
-                and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"))
+    parallel = batch > 1 and threads > 1 and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
     if parallel:
         rows = min(rows, -(-batch // threads))
     parts = [slice(s, min(batch, s + rows)) for s in range(0, batch, rows)]
