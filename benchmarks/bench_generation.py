@@ -38,8 +38,14 @@ import time
 PROMPTS = ["a person walks forward, turns around and walks back", "someone waves with the right hand"]
 
 
+MOMASK_MASK = dict(token_dim=512, latent_dim=384, num_heads=6, ff_size=1024)
+"""``--preset momask``: the ``paper`` pipeline with a masked transformer of MoMask's size (latent 384, 6 heads,
+FFN 1024, 8 + 8 + 8 layers; the residual transformer of ``paper`` already has it), on the 2D token grid."""
+
+
 def build_random_pipeline(preset: str, device: str, entries: int = 10_806):
-    """A pipeline with random weights at the preset's sizes (the cost does not depend on the weights)."""
+    """A pipeline with random weights at the preset's sizes (the cost does not depend on the weights):
+    ``cpu``, ``paper``, or ``momask`` (:data:`MOMASK_MASK`)."""
     import numpy as np
     import torch
 
@@ -50,11 +56,15 @@ def build_random_pipeline(preset: str, device: str, entries: int = 10_806):
         MaskTransformerConfig,
         ResidualTransformer,
         ResidualTransformerConfig,
+        column_codes_of,
+        num_codes_of,
     )
     from remomask.pipeline import ReMoMaskPipeline
     from remomask.retrieval import PartRetriever, RetrievalDatabase, RetrieverConfig
     from remomask.tokenizer import MotionTokenizer, TokenizerConfig
 
+    over = MOMASK_MASK if preset == "momask" else {}
+    preset = "paper" if preset == "momask" else preset
     torch.manual_seed(0)
     tok = MotionTokenizer(TokenizerConfig.preset(preset)).eval()
     ret = PartRetriever(RetrieverConfig.preset_config(preset)).eval()
@@ -63,8 +73,11 @@ def build_random_pipeline(preset: str, device: str, entries: int = 10_806):
     db = RetrievalDatabase(rng.normal(size=(entries, e)), rng.normal(size=(entries, e)),
                            [f"caption {i}" for i in range(entries)], [f"{i // 3:06d}" for i in range(entries)],
                            model_hash=ret.model_hash())
-    common = dict(num_codes=tok.config.num_codes, num_columns=tok.num_columns, text_dim=384)
-    mask = MaskTransformer(MaskTransformerConfig.preset(preset, retrieval_dim=e, **common)).eval()
+    # as generation/train.py: one id range over all columns, the larger of the two codebooks with the dual
+    # tokenizer; each column keeps to its own codebook's ids (``column_codes``)
+    common = dict(num_codes=num_codes_of(tok), column_codes=column_codes_of(tok), num_columns=tok.num_columns,
+                  text_dim=384)
+    mask = MaskTransformer(MaskTransformerConfig.preset(preset, retrieval_dim=e, **common, **over)).eval()
     res = ResidualTransformer(ResidualTransformerConfig.preset(preset, num_quantizers=tok.num_quantizers,
                                                                **common)).eval()
     length = LengthEstimator(LengthEstimatorConfig.preset(preset, text_dim=384)).eval()
@@ -84,19 +97,26 @@ def _clear_caches(pipe) -> None:
     pipe.text_encoder.clear_cache()
 
 
-def time_call(pipe, batch: int, repeats: int, device: str, cond_scale: float | None = 4.0) -> list[float]:
-    """Seconds per pipeline call for ``batch`` prompts of 196 frames (first call = warm-up, not counted);
-    ``cond_scale`` None = the model's default (``pipeline.json``)."""
+CPU_SECONDS: list[float] = []
+"""Process CPU seconds of each timed call of :func:`time_call` (all threads): on a shared machine the CPU
+time of a one-thread run does not count the time the process waited for a core."""
+
+
+def time_call(pipe, batch: int, repeats: int, device: str, cond_scale: float | None = 4.0,
+              warmup: bool = True, precision: str | None = None) -> list[float]:
+    """Seconds per pipeline call for ``batch`` prompts of 196 frames (first call = warm-up, not counted, unless
+    ``warmup`` is False); ``cond_scale`` None = the model's default (``pipeline.json``)."""
     texts = [PROMPTS[i % len(PROMPTS)] + f" {i}" for i in range(batch)]
     times = []
-    for r in range(repeats + 1):
+    for r in range(0 if warmup else 1, repeats + 1):
         _clear_caches(pipe)
         _sync(device)
-        start = time.perf_counter()
-        pipe(texts, frames=196, seed=r, steps=10, cond_scale=cond_scale)
+        start, cpu = time.perf_counter(), time.process_time()
+        pipe(texts, frames=196, seed=r, steps=10, cond_scale=cond_scale, precision=precision)
         _sync(device)
         if r:
             times.append(time.perf_counter() - start)
+            CPU_SECONDS.append(time.process_time() - cpu)
     return times
 
 
@@ -172,7 +192,9 @@ def time_train_steps(pipe, steps: int = 3, batch: int = 32) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="Pipeline folder (default: random weights at --preset sizes).")
-    parser.add_argument("--preset", choices=["cpu", "paper"], default="cpu")
+    parser.add_argument("--preset", choices=["cpu", "paper", "momask"], default="cpu",
+                        help="Sizes of the random-weight pipeline; momask = paper with a MoMask-size masked "
+                             "transformer (latent 384, 6 heads).")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
     parser.add_argument("--batch", type=int, action="append", default=None, help="Batch sizes (repeat) [1, 32].")
@@ -180,6 +202,17 @@ def main() -> None:
     parser.add_argument("--cond-scale", default="4",
                         help="RAG-CFG scale of the timed calls [4: guidance on, two passes a step]; 'model' = the "
                              "folder's default (1 = one pass a step).")
+    parser.add_argument("--warmup", choices=["each", "once"], default="each",
+                        help="each: an uncounted call before every batch size [default]; once: one uncounted "
+                             "call with one prompt before all (for large models, where a warm-up at batch 32 "
+                             "costs minutes).")
+    parser.add_argument("--paths", default="new",
+                        help="Comma list of sampling paths, timed in turn at every batch size: new = chunked "
+                             "passes (generation.layers.CHUNK_TOKENS, threads as one-thread workers); old = one "
+                             "pass over the whole batch (chunk_tokens 0), the code before issue 20.")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                        help="Pipeline precision of the timed calls (default: the pipeline's, fp32 on the CPU); "
+                             "bf16 = autocast, not exact.")
     parser.add_argument("--train-steps", action="store_true", help="Also time training steps of the transformers.")
     parser.add_argument("--protocol", default=None, metavar="SPLIT",
                         help="Also time --protocol-batches evaluation batches (32 prompts at the ground-truth "
@@ -211,14 +244,26 @@ def main() -> None:
     shown = pipe.sampling_defaults["cond_scale"] if cond_scale is None else cond_scale
     print(f"196 frames per motion, 10 steps, cond_scale {shown:g} (residual "
           f"{pipe.sampling_defaults['residual_cond_scale']:g}), text encoding + retrieval + decoding included")
-    print(f"{'batch':>5} {'median s':>9} {'min s':>7} {'motions/s':>10} {'peak MB':>8}")
+    paths = args.paths.split(",")
+    if set(paths) - {"new", "old"}:
+        parser.error(f"--paths takes new and/or old, got {args.paths!r}")
+    if args.warmup == "once":
+        time_call(pipe, 1, 0, args.device, cond_scale, precision=args.precision)
+    print(f"{'batch':>5} {'path':>4} {'median s':>9} {'min s':>7} {'s/motion':>9} {'motions/s':>10} "
+          f"{'CPU s/motion':>12} {'peak MB':>8}")
     for batch in args.batch or [1, 32]:
-        if args.device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats()
-        times = time_call(pipe, batch, args.repeats if batch == 1 else max(1, args.repeats // 2), args.device,
-                          cond_scale)
-        med = statistics.median(times)
-        print(f"{batch:>5} {med:>9.3f} {min(times):>7.3f} {batch / med:>10.1f} {peak_memory_mb(args.device):>8.0f}")
+        for path in paths:
+            for model in (pipe.mask_transformer, pipe.residual_transformer):
+                model.chunk_tokens = 0 if path == "old" else type(model).chunk_tokens
+            if args.device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            CPU_SECONDS.clear()
+            times = time_call(pipe, batch, args.repeats if batch == 1 else max(1, args.repeats // 2), args.device,
+                              cond_scale, warmup=args.warmup == "each", precision=args.precision)
+            med = statistics.median(times)
+            cpu = statistics.median(CPU_SECONDS) / batch
+            print(f"{batch:>5} {path:>4} {med:>9.3f} {min(times):>7.3f} {med / batch:>9.3f} {batch / med:>10.2f} "
+                  f"{cpu:>12.3f} {peak_memory_mb(args.device):>8.0f}", flush=True)
     if args.protocol:
         print(f"evaluation batches of 32 at the ground-truth lengths of `{args.protocol}` "
               f"({args.protocol_batches} batches, model's sampling defaults)")

@@ -10,7 +10,8 @@ length selection). Public API:
 - training pieces: :func:`mask_grid`, :func:`masked_cross_entropy`, :func:`sample_layers`, :class:`LossOutput`;
 - sampling: :class:`SamplingConfig`, :func:`generate_tokens`, :func:`generate_base`, :func:`generate_residual`,
   :func:`guided_logits`, :func:`combine_guidance`, :func:`top_k_filter`, :func:`sample_tokens`;
-- inputs from other stages: :class:`RetrievalLike`, :class:`Retrieved`, :func:`codebooks_of`.
+- inputs from other stages: :class:`RetrievalLike`, :class:`Retrieved`, :func:`codebooks_of`, and the code ranges
+  of a tokenizer's columns (:func:`num_codes_of`, :func:`column_codes_of`, :func:`restrict_to_columns`).
 """
 
 from .conditions import (
@@ -19,8 +20,11 @@ from .conditions import (
     Retrieved,
     as_retrieved,
     codebooks_of,
+    column_codes_of,
     draw_gates,
     lengths_to_valid,
+    num_codes_of,
+    restrict_to_columns,
 )
 from .config import PRESETS, SSTA_KINDS, LengthEstimatorConfig, MaskTransformerConfig, ResidualTransformerConfig
 from .length_estimator import LengthEstimator
@@ -50,4 +54,5 @@ __all__ = [
     "SamplingConfig", "generate_tokens", "generate_base", "generate_residual", "guided_logits",
     "guided_residual_logits", "combine_guidance", "top_k_filter", "sample_tokens", "default_top_k", "make_generator",
     "RetrievalLike", "CodebookSource", "Retrieved", "as_retrieved", "codebooks_of", "lengths_to_valid",
+    "num_codes_of", "column_codes_of", "restrict_to_columns",
 ]

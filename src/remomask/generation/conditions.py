@@ -28,6 +28,10 @@ __all__ = [
     "check_text",
     "token_valid",
     "codebooks_of",
+    "num_codes_of",
+    "column_codes_of",
+    "column_code_mask",
+    "restrict_to_columns",
     "lengths_to_valid",
     "draw_gates",
     "resolve_gate",
@@ -202,6 +206,62 @@ def codebooks_of(tokenizer: CodebookSource) -> torch.Tensor:
         raise TypeError("expected a tokenizer whose quantizer.layers[l].codebook are (K, C) tensors "
                         f"(MotionTokenizer), got {type(tokenizer).__name__}") from exc
     return torch.stack([b.detach() for b in books])
+
+
+def num_codes_of(tokenizer) -> int:
+    """K of the generators for a tokenizer: one id range over every token column, so the larger of the two
+    codebooks with the dual-branch tokenizer (its 1D column has ``num_codes_1d`` codes), else ``num_codes``
+    (``docs/generation.md``, "Token columns").
+
+    Raises:
+        AttributeError: not a ``MotionTokenizer``-like object (``config.num_codes``, ``dual``).
+    """
+    c = tokenizer.config
+    return max(c.num_codes, c.num_codes_1d) if tokenizer.dual else c.num_codes
+
+
+def column_codes_of(tokenizer) -> tuple[int, ...] | None:
+    """Codes each token column of a tokenizer has: the 2D columns ``num_codes``, the dual tokenizer's last (1D)
+    column ``num_codes_1d``. None when every column has :func:`num_codes_of` codes (nothing to restrict).
+
+    Returns:
+        (J',) tuple of ints, or None.
+    """
+    c = tokenizer.config
+    codes = (c.num_codes,) * tokenizer.grid.columns + ((c.num_codes_1d,) if tokenizer.dual else ())
+    return None if len(set(codes)) == 1 and codes[0] == num_codes_of(tokenizer) else tuple(codes)
+
+
+def column_code_mask(column_codes, num_codes: int, positions: int, device=None) -> torch.Tensor | None:
+    """Which ids each grid position may take: position p (index ``t * J' + j``) has column ``j = p % J'``.
+
+    Args:
+        column_codes: (J',) code counts per column, or None (all K everywhere).
+        num_codes: K. positions: N = n J'. device: torch device.
+
+    Returns:
+        (N, K) bool, True where id k < ``column_codes[p % J']``; None without ``column_codes``.
+    """
+    if column_codes is None:
+        return None
+    limit = torch.as_tensor(column_codes, dtype=torch.long, device=device)
+    cols = torch.arange(positions, device=device) % len(column_codes)
+    return torch.arange(num_codes, device=device)[None, :] < limit[cols][:, None]
+
+
+def restrict_to_columns(logits: torch.Tensor, column_codes) -> torch.Tensor:
+    """Logits of ids a column's codebook does not have set to -inf, so they are never sampled or predicted
+    (the dual tokenizer's 2D columns have fewer codes than its 1D column; ``docs/generation.md``,
+    "Token columns").
+
+    Args:
+        logits: (B, N, K) float, position index ``t * J' + j``. column_codes: (J',) counts or None.
+
+    Returns:
+        (B, N, K): a masked copy, or ``logits`` itself when ``column_codes`` is None.
+    """
+    mask = column_code_mask(column_codes, logits.shape[-1], logits.shape[1], logits.device)
+    return logits if mask is None else logits.masked_fill(~mask, float("-inf"))
 
 
 def draw_gates(batch_size: int, drop_prob: float, device, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -98,6 +98,25 @@ def _check_heads(dim: int, heads: int, what: str) -> None:
         raise ValueError(f"{what}: latent_dim {dim} must be a multiple of 4 (2D sinusoidal position encoding)")
 
 
+def _check_column_codes(column_codes, num_codes: int, num_columns: int) -> tuple[int, ...] | None:
+    """Validate a config's ``column_codes`` (None, or one code count per column, each in 1..K).
+
+    Returns:
+        The counts as a tuple of ints, or None.
+
+    Raises:
+        ValueError: wrong length, non-integer counts, or counts outside 1..``num_codes``.
+    """
+    if column_codes is None:
+        return None
+    codes = tuple(column_codes)
+    if len(codes) != num_columns or any(not isinstance(x, int) or isinstance(x, bool) or not 1 <= x <= num_codes
+                                        for x in codes):
+        raise ValueError(f"column_codes must be None or {num_columns} integers in 1..{num_codes} (codes of each "
+                         f"token column), got {list(codes)}")
+    return codes
+
+
 @dataclass
 class MaskTransformerConfig(_ConfigMixin):
     """Architecture of :class:`~remomask.generation.mask_transformer.MaskTransformer` (spec 5.1-5.6).
@@ -127,6 +146,10 @@ class MaskTransformerConfig(_ConfigMixin):
             V = (z, t, R_m)); the ECCV default keeps t only in the keys (inside h_sem).
         text_drop, retrieval_drop: RAG-CFG training drop probabilities, drawn independently per sample (0.1
             each, spec 5.5).
+        column_codes: codes of each token column's codebook, or None (all ``num_codes``). The dual tokenizer's
+            2D columns have fewer codes than its 1D column (256 and 512 in the ``paper`` preset); the logits of
+            ids a column does not have are -inf in the loss and in sampling
+            (:func:`~remomask.generation.conditions.column_codes_of`).
     """
 
     _preset_key = "mask"
@@ -151,10 +174,12 @@ class MaskTransformerConfig(_ConfigMixin):
     text_value: bool = False
     text_drop: float = 0.1
     retrieval_drop: float = 0.1
+    column_codes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         _check_positive(self, ("num_codes", "num_columns", "max_tokens", "token_dim", "latent_dim", "num_heads",
                                "ff_size", "ssta_layers", "text_dim", "retrieval_dim", "retrieval_k"))
+        self.column_codes = _check_column_codes(self.column_codes, self.num_codes, self.num_columns)
         _check_nonneg(self, ("joint_layers", "time_layers"))
         _check_prob(self, ("dropout", "attn_dropout", "text_drop", "retrieval_drop"))
         if self.ssta not in SSTA_KINDS:
@@ -189,6 +214,8 @@ class ResidualTransformerConfig(_ConfigMixin):
             bias (the reference code's ``output += output + bias`` bug is not reproduced).
         text_dim: sentence embedding width (384). text_drop: CFG training drop probability (0.1; the
             reference README run uses 0.01, the ``paper`` preset).
+        column_codes: codes of each token column's codebook, or None (all ``num_codes``); see
+            :class:`MaskTransformerConfig`.
     """
 
     _preset_key = "residual"
@@ -209,10 +236,12 @@ class ResidualTransformerConfig(_ConfigMixin):
     share_weights: bool = True
     text_dim: int = 384
     text_drop: float = 0.1
+    column_codes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         _check_positive(self, ("num_codes", "num_columns", "max_tokens", "code_dim", "latent_dim", "num_heads",
                                "ff_size", "layers", "text_dim"))
+        self.column_codes = _check_column_codes(self.column_codes, self.num_codes, self.num_columns)
         _check_nonneg(self, ("joint_layers", "time_layers"))
         _check_prob(self, ("dropout", "attn_dropout", "text_drop"))
         if not isinstance(self.num_quantizers, int) or self.num_quantizers < 2:

@@ -9,6 +9,8 @@ Validity masks are bool, True on real tokens; a query never attends to a False k
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +26,33 @@ __all__ = [
     "SSTABlock",
     "LinearSSTALayer",
     "ensure_some_valid",
+    "CHUNK_TOKENS",
+    "chunk_rows",
+    "run_chunks",
 ]
+
+CHUNK_TOKENS = 4096
+"""Grid tokens per chunk of a batched forward pass without autograd (``docs/benchmarks.md``, issue 20): at
+latent 384 a chunk's activations (tokens x FFN width x 4 bytes, 16 MiB) stay in this CPU's 32 MiB L3 cache,
+where a whole batch of 64 rows x 343 tokens (90 MiB) made the element-wise steps and the GEMMs' bias copies
+wait on memory."""
+
+
+def chunk_rows(batch: int, tokens_per_row: int, chunk_tokens: int) -> int:
+    """Batch rows per chunk of a forward pass without autograd: ``max(1, chunk_tokens // tokens_per_row)``,
+    or the whole batch while autograd records (training keeps one pass) or when ``chunk_tokens`` <= 0 (then
+    the pass is also not spread over threads, and the residual transformer skips none of its work either:
+    the code path before issue 20, kept for ``benchmarks/bench_generation.py --paths old``).
+
+    Every row is computed on its own (attention never mixes rows; row-wise GEMMs), so the chunking changes
+    no row's result beyond the GEMM library's own choice of kernel per shape (docs/benchmarks.md).
+
+    Returns:
+        int >= 1 rows (>= ``batch`` means one pass).
+    """
+    if torch.is_grad_enabled() or chunk_tokens <= 0:
+        return batch
+    return max(1, chunk_tokens // max(1, tokens_per_row))
 
 
 def _sinusoid(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -152,6 +180,14 @@ class SSTAConditions:
     retr_on: torch.Tensor | None = None
     retr_value: torch.Tensor | None = None
 
+    def take(self, rows: slice) -> "SSTAConditions":
+        """The conditions of the batch rows ``rows`` (a slice of B), for a forward pass over a chunk."""
+        def cut(t):
+            return None if t is None else t[rows]
+
+        return SSTAConditions(self.text[rows], self.text_on[rows], self.text_slot, cut(self.retr_motion),
+                              cut(self.retr_text), cut(self.retr_on), cut(self.retr_value))
+
 
 class SSTABlock(nn.Module):
     """Semantic Spatio-Temporal Attention, ECCV form (spec 5.6), as a pre-norm residual block with FFN.
@@ -278,3 +314,58 @@ class LinearSSTALayer(nn.Module):
         v = v.view(b, s, self.heads, hd).transpose(1, 2)                             # (B, H, S, hd)
         y = q @ (k.transpose(-1, -2) @ v)                                            # (B, H, N, hd)
         return y.transpose(1, 2).reshape(b, n, d).to(x.dtype)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers != workers:
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remomask-chunk")
+        return _POOL
+
+
+def _one_thread(fn, *args):
+    torch.set_num_threads(1)                 # this worker's own OpenMP / MKL threads: one each
+    with torch.no_grad():                    # grad mode is thread-local; chunks only run without autograd
+        return fn(*args)
+
+
+def run_chunks(fn, batch: int, rows: int, device: torch.device) -> torch.Tensor:
+    """``fn`` over the batch in chunks of at most ``rows`` rows, joined: ``torch.cat([fn(slice(s, s + rows)),
+    ...])``, with the chunks spread over the CPU's threads (``docs/benchmarks.md``, issue 20).
+
+    With more than one torch thread, on the CPU, outside autocast and with at least two rows, each of
+    ``torch.get_num_threads()`` workers runs whole chunks on one thread (the chunks are then at most
+    ``ceil(B / threads)`` rows, so that every worker has one): independent chunks keep both cores busy
+    without the per-operator thread barriers of intra-op parallelism, which wait long on small operators and
+    on a shared machine. Each chunk's result is the one-thread result, so a call's output does not depend on
+    the scheduling. Otherwise the chunks run in order on the calling thread; on an accelerator the batch is
+    one pass (the chunk size is tuned to this CPU's cache).
+
+    Args:
+        fn: ``fn(rows: slice) -> Tensor`` of shape (len(rows), ...). batch: B. rows: largest chunk (>= 1).
+        device: the tensors' device.
+
+    Returns:
+        (B, ...) the chunks' results, in order.
+    """
+    if torch.device(device).type != "cpu":
+        return fn(slice(0, batch))           # accelerators: one pass (their memory and batching differ)
+    threads = torch.get_num_threads()
+    parallel = batch > 1 and threads > 1 and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
+    if parallel:
+        rows = min(rows, -(-batch // threads))
+    parts = [slice(s, min(batch, s + rows)) for s in range(0, batch, rows)]
+    if len(parts) == 1:
+        return fn(parts[0])
+    if not parallel:
+        return torch.cat([fn(p) for p in parts])
+    try:
+        results = list(_pool(threads).map(lambda p: _one_thread(fn, p), parts))
+    finally:
+        torch.set_num_threads(threads)       # the workers' setting is process-wide for MKL: restore it
+    return torch.cat(results)

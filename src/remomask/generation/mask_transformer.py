@@ -21,9 +21,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .conditions import Retrieved, as_retrieved, check_text, resolve_gate, token_valid
+from .conditions import Retrieved, as_retrieved, check_text, resolve_gate, restrict_to_columns, token_valid
 from .config import MaskTransformerConfig
-from .layers import LinearSSTALayer, SelfAttentionBlock, SSTABlock, SSTAConditions, ensure_some_valid, sinusoid_2d
+from .layers import (
+    LinearSSTALayer,
+    SelfAttentionBlock,
+    SSTABlock,
+    SSTAConditions,
+    CHUNK_TOKENS,
+    chunk_rows,
+    ensure_some_valid,
+    run_chunks,
+    sinusoid_2d,
+)
 from .masking import LossOutput, mask_grid, masked_cross_entropy
 from .pretrained import load_model, save_model
 
@@ -40,7 +50,11 @@ class MaskTransformer(nn.Module):
 
     Attributes:
         config: the config. mask_id: K. pad_id: K + 1.
+        chunk_tokens: without autograd (sampling), the batch runs in chunks of about this many grid tokens
+            (:func:`~remomask.generation.layers.chunk_rows`); each sample's logits do not depend on the chunking.
     """
+
+    chunk_tokens: int = CHUNK_TOKENS
 
     def __init__(self, config: MaskTransformerConfig) -> None:
         super().__init__()
@@ -155,8 +169,17 @@ class MaskTransformer(nn.Module):
         x_ids = ids.masked_fill(~valid, c.pad_id)
         x = self.in_proj(self.token_emb(x_ids)) + self.pos[:n].to(self.token_emb.weight.dtype)
         x = self.drop(x).reshape(b, n * j, -1)                          # (B, N, D)
-        v = valid.reshape(b, n * j)
         cond = self._conditions(text, retrieval, text_on, retrieval_on, b, ids.device, x.dtype, generator)
+        rows = chunk_rows(b, n * j, self.chunk_tokens)
+        if rows >= b and self.chunk_tokens <= 0:
+            return self._trunk(x, valid, cond)
+        return run_chunks(lambda r: self._trunk(x[r], valid[r], cond.take(r)), b, rows, x.device)
+
+    def _trunk(self, x: torch.Tensor, valid: torch.Tensor, cond: SSTAConditions) -> torch.Tensor:
+        """SSTA, joint-wise and time-wise blocks and head: embedded tokens (B, N, D) with validity (B, n, J')
+        and the batch's conditions -> (B, N, K) logits."""
+        b, n, j = valid.shape
+        v = valid.reshape(b, n * j)
         for layer in self.ssta:
             x = layer(x, v, cond)
         d = x.shape[-1]
@@ -185,12 +208,17 @@ class MaskTransformer(nn.Module):
                 (calling the bare module would skip DDP's gradient synchronisation). None = ``self``.
             **mask_kwargs: forwarded to :func:`~remomask.generation.masking.mask_grid` (``ratio``, ...).
 
+        With ``config.column_codes`` the logits of ids a column's codebook lacks are -inf in the loss, and the
+        random replacement codes of the corruption stay inside each column's codebook.
+
         Returns:
             :class:`~remomask.generation.masking.LossOutput` (``extra["ratio"]``: mean mask ratio).
         """
-        m = mask_grid(ids, self.config.num_codes, generator=generator, **mask_kwargs)
+        c = self.config
+        m = mask_grid(ids, c.num_codes, generator=generator, column_codes=c.column_codes, **mask_kwargs)
         logits = (forward or self)(m.inputs, text, retrieval, generator=generator)
-        loss, acc, count = masked_cross_entropy(logits, m.labels)
+        # ids a column's codebook does not have are never the answer (config.column_codes)
+        loss, acc, count = masked_cross_entropy(restrict_to_columns(logits, c.column_codes), m.labels)
         return LossOutput(loss, acc, count, {"ratio": float(m.ratio.mean())})
 
     # ---- persistence -----------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def _lowest(scores: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
 
 def mask_grid(ids: torch.Tensor, num_codes: int, *, ratio: torch.Tensor | None = None, random_prob: float = 0.1,
               mask_prob: float = 0.88, temporal: bool = True, spatial: bool = True,
-              generator: torch.Generator | None = None) -> MaskedGrid:
+              generator: torch.Generator | None = None, column_codes=None) -> MaskedGrid:
     """Select and corrupt tokens of a base-layer grid for masked-token training (spec 5.4).
 
     Args:
@@ -97,6 +97,8 @@ def mask_grid(ids: torch.Tensor, num_codes: int, *, ratio: torch.Tensor | None =
         temporal, spatial: run the temporal / spatial pass (both by default; the MoMask 1D scheme is
             ``temporal=False`` with J = 1).
         generator: torch generator for every random draw (None = global RNG).
+        column_codes: optional (J,) codes of each column's codebook (``MaskTransformerConfig.column_codes``):
+            random replacement codes of column j are drawn from ``0..column_codes[j]-1``; None = ``0..K-1``.
 
     Returns:
         :class:`MaskedGrid`.
@@ -142,7 +144,11 @@ def mask_grid(ids: torch.Tensor, num_codes: int, *, ratio: torch.Tensor | None =
     rand_s, mask_s = u_tok[..., 0] < random_prob, u_tok[..., 1] < mask_prob
     to_random = (sel_t & rand_t[..., None]) | (sel_s & rand_s)
     to_mask = (sel_t & ~rand_t[..., None] & mask_t[..., None]) | (sel_s & ~rand_s & mask_s)
-    random_ids = torch.randint(0, num_codes, (b, n, j), device=dev, generator=generator)
+    if column_codes is None:
+        random_ids = torch.randint(0, num_codes, (b, n, j), device=dev, generator=generator)
+    else:                                                                          # uniform in each column's codes
+        limit = torch.as_tensor(column_codes, dtype=torch.float32, device=dev)
+        random_ids = (_rand((b, n, j), dev, generator) * limit).long().clamp_max(limit.long() - 1)
 
     inputs = torch.where(to_random, random_ids, ids)
     inputs = inputs.masked_fill(to_mask, num_codes).masked_fill(~valid, num_codes + 1)

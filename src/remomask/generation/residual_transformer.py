@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conditions import check_text, resolve_gate, token_valid
+from .conditions import check_text, resolve_gate, restrict_to_columns, token_valid
 from .config import ResidualTransformerConfig
-from .layers import SelfAttentionBlock, ensure_some_valid, sinusoid_2d
+from .layers import CHUNK_TOKENS, SelfAttentionBlock, chunk_rows, ensure_some_valid, run_chunks, sinusoid_2d
 from .masking import IGNORE_INDEX, LossOutput, masked_cross_entropy
 from .pretrained import load_model, save_model
 
@@ -61,7 +61,13 @@ class ResidualTransformer(nn.Module):
 
     Args:
         config: :class:`~remomask.generation.config.ResidualTransformerConfig`.
+
+    Attributes:
+        chunk_tokens: without autograd (sampling), the batch runs in chunks of about this many grid tokens
+            (:func:`~remomask.generation.layers.chunk_rows`); each sample's logits do not depend on the chunking.
     """
+
+    chunk_tokens: int = CHUNK_TOKENS
 
     def __init__(self, config: ResidualTransformerConfig) -> None:
         super().__init__()
@@ -147,6 +153,8 @@ class ResidualTransformer(nn.Module):
         """(B, n, J, >=q) ids -> (B, n, J, C) sum of the embeddings of layers < q (zeros at padding)."""
         total = 0
         for layer in range(min(ids.shape[-1], self.config.num_quantizers - 1)):
+            if layer and self.chunk_tokens > 0 and not torch.is_grad_enabled() and not bool((layer < q).any()):
+                break                       # no sample uses this layer or the next (adding zeros changes nothing)
             layer_ids = ids[..., layer]
             use = (layer < q)[:, None, None] & valid & (layer_ids >= 0)
             emb = F.embedding(layer_ids.clamp_min(0), self.embedding_table(layer))
@@ -163,6 +171,9 @@ class ResidualTransformer(nn.Module):
     def _logits(self, h: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """h (B, N, C), q (B,) -> (B, N, K) with the classifier of each sample's layer."""
         tables = self.classifier_tables().to(h.dtype)
+        if self.chunk_tokens > 0 and bool((q == q[0]).all()):   # one layer for the batch: no row gather/scatter
+            logits = h @ tables[int(q[0]) - 1].t()
+            return logits if self.config.share_weights else logits + self.classifier_bias[int(q[0]) - 1].to(h.dtype)
         out = h.new_empty(*h.shape[:2], self.config.num_codes)
         for layer in torch.unique(q).tolist():
             rows = q == layer
@@ -212,9 +223,6 @@ class ResidualTransformer(nn.Module):
             raise ValueError("every sample needs at least one non-padding token")
         x = self.in_proj(self._history(ids, q, valid)) + self.pos[:n]
         x = self.drop(x).reshape(b, n * j, -1)
-        d = x.shape[-1]
-        v = valid.reshape(b, n * j)
-
         text = check_text(text, b, c.text_dim, ids.device, x.dtype)
         text_on = resolve_gate(text_on, self.training, c.text_drop, b, ids.device, generator, "text_on")
         if text is None:
@@ -223,8 +231,18 @@ class ResidualTransformer(nn.Module):
         g = text_on[:, None].to(x.dtype)
         cond = self.text_proj(text) * g + self.null_text.to(x.dtype) * (1 - g)     # dropped -> null token
         prefix = torch.stack([cond, self.layer_emb(q)], 1)                          # (B, 2, D)
-        ones = torch.ones(b, 2, dtype=torch.bool, device=ids.device)
+        rows = chunk_rows(b, n * j, self.chunk_tokens)
+        if rows >= b and self.chunk_tokens <= 0:
+            return self._trunk(x, valid, prefix, q)
+        return run_chunks(lambda r: self._trunk(x[r], valid[r], prefix[r], q[r]), b, rows, x.device)
 
+    def _trunk(self, x: torch.Tensor, valid: torch.Tensor, prefix: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Blocks, head and classifier: embedded history (B, N, D), validity (B, n, J'), the [text, layer]
+        tokens (B, 2, D) and layers q (B,) -> (B, N, K) logits."""
+        b, n, j = valid.shape
+        d = x.shape[-1]
+        v = valid.reshape(b, n * j)
+        ones = torch.ones(b, 2, dtype=torch.bool, device=x.device)
         s = torch.cat([prefix, x], 1)
         sv = torch.cat([ones, v], 1)
         for blk in self.blocks:
@@ -272,7 +290,8 @@ class ResidualTransformer(nn.Module):
         target = ids.gather(-1, q[:, None, None, None].expand(*ids.shape[:3], 1)).squeeze(-1)    # (B, n, J)
         labels = torch.where((ids[..., 0] >= 0) & (target >= 0), target, torch.full_like(target, IGNORE_INDEX))
         logits = (forward or self)(ids, q, text, generator=generator)
-        loss, acc, count = masked_cross_entropy(logits, labels)
+        # ids a column's codebook does not have are never the answer (config.column_codes)
+        loss, acc, count = masked_cross_entropy(restrict_to_columns(logits, c.column_codes), labels)
         return LossOutput(loss, acc, count, {"q": float(q.float().mean())})
 
     # ---- persistence -----------------------------------------------------------------------------

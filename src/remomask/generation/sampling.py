@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .conditions import Retrieved, as_retrieved, check_text, lengths_to_valid
+from .conditions import Retrieved, as_retrieved, check_text, lengths_to_valid, restrict_to_columns
 
 __all__ = [
     "SamplingConfig",
@@ -207,7 +207,8 @@ def guided_logits(model, ids: torch.Tensor, text, retrieval=None, *, cond_scale:
         cond_scale, text_scale, retrieval_scale: see :func:`combine_guidance`.
 
     Returns:
-        (B, n J', K) float32 logits.
+        (B, n J', K) float32 logits; -inf at the ids a column's codebook does not have
+        (``config.column_codes``).
 
     Raises:
         ValueError: ``retrieval_scale`` on a model without retrieval.
@@ -238,10 +239,11 @@ def guided_logits(model, ids: torch.Tensor, text, retrieval=None, *, cond_scale:
     logits = model(ids.repeat(p, 1, 1), text_rep, retr_rep, text_on=t_on, retrieval_on=r_on).float()
     out = dict(zip((name for name, _, _ in passes), logits.reshape(p, b, *logits.shape[1:])))
     if only_cond:
-        return out["cond"]
-    return combine_guidance(out["uncond"], out.get("cond"), cond_scale, text_only=out.get("text_only"),
-                            text_scale=text_scale, retrieval_only=out.get("retrieval_only"),
-                            retrieval_scale=retrieval_scale)
+        return restrict_to_columns(out["cond"], model.config.column_codes)
+    guided = combine_guidance(out["uncond"], out.get("cond"), cond_scale, text_only=out.get("text_only"),
+                              text_scale=text_scale, retrieval_only=out.get("retrieval_only"),
+                              retrieval_scale=retrieval_scale)
+    return restrict_to_columns(guided, model.config.column_codes)
 
 
 @torch.no_grad()
@@ -250,17 +252,18 @@ def guided_residual_logits(model, ids: torch.Tensor, q: int, text, *, cond_scale
     ``uncond + s (cond - uncond)`` with the null text token as the unconditional pass (spec 6.4).
 
     Returns:
-        (B, n J', K) float32.
+        (B, n J', K) float32; -inf at the ids a column's codebook does not have (``config.column_codes``).
     """
     b = ids.shape[0]
     if cond_scale == 1 or text is None:
-        return model(ids, q, text, text_on=True).float()
-    if cond_scale == 0:
-        return model(ids, q, text, text_on=False).float()
-    on = torch.cat([torch.ones(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool)]).to(ids.device)
-    logits = model(ids.repeat(2, 1, 1, 1), q, text.repeat(2, 1), text_on=on).float()
-    cond, uncond = logits[:b], logits[b:]
-    return combine_guidance(uncond, cond, cond_scale)
+        logits = model(ids, q, text, text_on=True).float()
+    elif cond_scale == 0:
+        logits = model(ids, q, text, text_on=False).float()
+    else:
+        on = torch.cat([torch.ones(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool)]).to(ids.device)
+        both = model(ids.repeat(2, 1, 1, 1), q, text.repeat(2, 1), text_on=on).float()
+        logits = combine_guidance(both[b:], both[:b], cond_scale)
+    return restrict_to_columns(logits, model.config.column_codes)
 
 
 @torch.no_grad()

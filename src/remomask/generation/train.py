@@ -240,11 +240,6 @@ def _text_encoder(name: str, device):
     return load_text_encoder(name, device=device)
 
 
-def _num_codes(tokenizer) -> int:
-    c = tokenizer.config
-    return max(c.num_codes, c.num_codes_1d) if tokenizer.dual else c.num_codes
-
-
 # ---- tasks: what differs between the three models --------------------------------------------------------
 class _Task:
     """Model, batch loss and validation of one model kind."""
@@ -292,7 +287,7 @@ class _Task:
 
     def _build_model(self, text_dim: int):
         from .config import LengthEstimatorConfig, MaskTransformerConfig, ResidualTransformerConfig
-        from .conditions import codebooks_of
+        from .conditions import codebooks_of, column_codes_of, num_codes_of
         from .length_estimator import LengthEstimator
         from .mask_transformer import MaskTransformer
         from .residual_transformer import ResidualTransformer
@@ -301,15 +296,16 @@ class _Task:
         over = dict(cfg.model_overrides)
         torch.manual_seed(cfg.seed)
         if cfg.kind == "mask":
-            fields = dict(num_codes=_num_codes(self.tokenizer), num_columns=self.tokenizer.num_columns,
-                          text_dim=text_dim, retrieval_k=cfg.retrieval_k, use_retrieval=cfg.use_retrieval,
-                          ssta=cfg.ssta, text_value=cfg.text_value)
+            fields = dict(num_codes=num_codes_of(self.tokenizer), column_codes=column_codes_of(self.tokenizer),
+                          num_columns=self.tokenizer.num_columns, text_dim=text_dim, retrieval_k=cfg.retrieval_k,
+                          use_retrieval=cfg.use_retrieval, ssta=cfg.ssta, text_value=cfg.text_value)
             if self.database is not None:
                 fields["retrieval_dim"] = self.database.dim
             model = MaskTransformer(MaskTransformerConfig.preset(cfg.preset, **{**fields, **over}))
         elif cfg.kind == "residual":
-            fields = dict(num_codes=_num_codes(self.tokenizer), num_columns=self.tokenizer.num_columns,
-                          num_quantizers=self.tokenizer.num_quantizers, text_dim=text_dim)
+            fields = dict(num_codes=num_codes_of(self.tokenizer), column_codes=column_codes_of(self.tokenizer),
+                          num_columns=self.tokenizer.num_columns, num_quantizers=self.tokenizer.num_quantizers,
+                          text_dim=text_dim)
             if cfg.init_from_codebooks:
                 fields["code_dim"] = self.tokenizer.config.code_dim
             model = ResidualTransformer(ResidualTransformerConfig.preset(cfg.preset, **{**fields, **over}))
