@@ -6,7 +6,7 @@ Usage::
         [--sizes 1e4,1e5,1e6] [--kinds flat,ivf,hnsw] [--threads 1] [--train-steps 10] [--device cpu]
         [--json out.json]
 
-What is measured (spec 4.7; issue 3 "Benchmarks"):
+What is measured (docs/design.md §4.7; issue 3 "Benchmarks"):
 
 1. **Query latency** (one caption, end to end): frozen MiniLM + the retriever's text layer and head +
    ``RetrievalDatabase.search(k=10)`` with de-duplication, median over distinct captions (so the text

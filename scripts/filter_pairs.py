@@ -2,8 +2,8 @@
 
 Usage: ``python scripts/filter_pairs.py [--split train] [--threshold 0.95]``
 
-Encodes every distinct caption of the split with the frozen sentence encoder the filter uses (MiniLM, spec
-4.4 / TMR) and, over all pairs of captions belonging to *different* samples, counts how many have cosine
+Encodes every distinct caption of the split with the frozen sentence encoder the filter uses (MiniLM, docs/design.md
+§4.4 / TMR) and, over all pairs of captions belonging to *different* samples, counts how many have cosine
 above the threshold (and are therefore dropped from the InfoNCE denominators), split by whether the two
 samples share the action and the style label. Then it lists the ``--top`` most frequent pairs of different
 actions among the dropped distinct-caption pairs, each with one example caption pair and its cosine.

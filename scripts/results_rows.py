@@ -1,7 +1,7 @@
 """Print docs/results.md table rows from `remomask evaluate t2m --json` files (no numbers typed by hand).
 
 Usage: ``python scripts/results_rows.py [--repeats] FILE.json [...]``: one Markdown row per scored row, the
-columns of spec 10.2 plus label accuracy, each as mean ± CI95 (``--repeats``: and the row's repeats).
+columns of docs/design.md §10.2 plus label accuracy, each as mean ± CI95 (``--repeats``: and the row's repeats).
 """
 
 from __future__ import annotations

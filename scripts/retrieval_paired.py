@@ -3,7 +3,7 @@ top-1 misses are.
 
 Usage: ``python scripts/retrieval_paired.py MODEL_A MODEL_B [--split test] [--split test_unseen]``
 
-Both models encode the same evaluation pool (spec 10.3: every sample with its first caption; identical
+Both models encode the same evaluation pool (docs/design.md §10.3: every sample with its first caption; identical
 captions count as correct). For each split it prints, per model, R@1 (%), the share of queries whose top-1
 motion has the query's action label although its caption differs ("class hit, caption miss"), and the
 paired bootstrap (2,000 resamples of the queries, seed 0) 95% interval of R@1(A) - R@1(B). It also prints,

@@ -1,4 +1,4 @@
-"""HumanML3D features against the reference pair 012314 (spec 2.1)."""
+"""HumanML3D features against the reference pair 012314 (docs/design.md §2.1)."""
 
 from __future__ import annotations
 

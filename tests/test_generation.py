@@ -1,7 +1,7 @@
 """Tests of the generation models: masked transformer (SSTA, RAG-CFG gates), masking, residual transformer,
 length estimator, persistence, and a small overfitting run on token grids made from real HumanML3D motion.
 
-Spec sections 5.1-5.6, 6.1, 7. Models here are tiny (width 32-64) so the file runs in well under a minute.
+docs/design.md §5.1-§5.6, §6.1, §7. Models here are tiny (width 32-64) so the file runs in well under a minute.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests of sampling (spec 5.5, 6.4, 7): guidance formula, temperature, top-k, iterative masked decoding with
+"""Tests of sampling (design §5.5, §6.4, §7): guidance formula, temperature, top-k, iterative masked decoding with
 re-masking by confidence, residual filling, seeding.
 
 The expected distributions are computed here with numpy from the definitions, not taken from the code.

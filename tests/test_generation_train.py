@@ -1,4 +1,4 @@
-"""Training of the generation stage (spec 2.4, 4.7, 5.7, 6.3, 7): crop tokens, retrieval conditions with
+"""Training of the generation stage (docs/design.md §2.4, §4.7, §5.7, §6.3, §7): crop tokens, retrieval conditions with
 self-exclusion, the three training loops (checkpoint, resume, selection on val), DDP with two CPU processes.
 
 Everything runs on real samples of the embedded dataset (a 42-sample cut), with small real components: a
@@ -117,7 +117,7 @@ def test_possible_crops_follow_the_crop_rule():
     for length in range(40, 200):
         crops = TokenSource.possible_crops(length)
         units = length // 4
-        single, double = units * 4, (units - 1) * 4          # spec 2.4: single / double coin
+        single, double = units * 4, (units - 1) * 4          # docs/design.md §2.4: single / double coin
         expected = {(s, single) for s in range(length - single + 1)} | {(s, double) for s in range(length - double + 1)}
         assert set(crops) == expected and len(crops) == len(expected) <= 12
 

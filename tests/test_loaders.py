@@ -1,4 +1,4 @@
-"""Dataset loaders on a tiny release-layout folder built from real HumanML3D fixtures (spec 2.2-2.4)."""
+"""Dataset loaders on a tiny release-layout folder built from real HumanML3D fixtures (docs/design.md §2.2-§2.4)."""
 
 from __future__ import annotations
 

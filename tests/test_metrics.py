@@ -1,4 +1,4 @@
-"""Known-answer tests of the text-to-motion metrics (spec 10.2).
+"""Known-answer tests of the text-to-motion metrics (docs/design.md §10.2).
 
 Embedding sets are either built so the answer is known in closed form, or taken from real HumanML3D
 features (the fixture clip 012314, one 263-d point per frame) so the linear algebra runs on real data.

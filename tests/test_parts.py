@@ -1,4 +1,4 @@
-"""Body-part split (spec 4.1)."""
+"""Body-part split (docs/design.md §4.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ReMoMaskPipeline (spec 4.7, 7, 8) and the ``remomask generate`` contract (issue 5, item 8).
+"""ReMoMaskPipeline (docs/design.md §4.7, §7, §8) and the ``remomask generate`` contract (issue 5, item 8).
 
 The pipeline is put together from small real components on real data (see ``build_components`` in
 test_generation_train.py: a cut of the embedded dataset, a tokenizer with data-initialised codebooks, a part

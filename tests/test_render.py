@@ -1,4 +1,4 @@
-"""Stick-figure rendering (spec section 8) on the real HumanML3D clip 012314.
+"""Stick-figure rendering (docs/design.md §8) on the real HumanML3D clip 012314.
 
 The videos are read back with imageio and checked for frame count, size, frame rate and content;
 the PNG strip is checked for an upright figure standing on the floor by looking at its pixels.

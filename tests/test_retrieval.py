@@ -1,5 +1,5 @@
-"""Part-level retriever (spec 4.2), HBM loss with false-negative filtering (spec 4.4), retrieval metrics
-(spec 10.3) and training (spec 4.5), on real samples of the embedded dataset."""
+"""Part-level retriever (design §4.2), HBM loss with false-negative filtering (design §4.4), retrieval metrics
+(docs/design.md §10.3) and training (docs/design.md §4.5), on real samples of the embedded dataset."""
 
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def test_paper_preset_sizes():
     assert (c.momentum, c.queue_size, c.batch_size, c.temperature) == (0.999, 65536, 128, 0.07)
     model = PartRetriever(c)
     n = sum(p.numel() for p in model.motion_encoder.parameters())
-    # spec 4.2: the six 4-layer part encoders total 50.6M parameters (ours: fused qkv, same count)
+    # docs/design.md §4.2: the six 4-layer part encoders total 50.6M parameters (ours: fused qkv, same count)
     assert abs(n - 50.6e6) < 0.1e6
 
 

@@ -1,4 +1,4 @@
-"""Retrieval database (spec 4.6, 4.7), evaluation (spec 10.3) and the retrieval commands, on a small
+"""Retrieval database (design §4.6, §4.7), evaluation (design §10.3) and the retrieval commands, on a small
 HumanML3D-layout folder cut from the embedded dataset's real val split."""
 
 from __future__ import annotations

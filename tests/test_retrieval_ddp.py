@@ -1,4 +1,4 @@
-"""DDP training of the retriever under torchrun: 2 CPU processes, gloo backend, a few steps (spec 4.5).
+"""DDP training of the retriever under torchrun: 2 CPU processes, gloo backend, a few steps (docs/design.md §4.5).
 
 The negative queues must receive the momentum keys of both processes, in rank order, every step.
 """

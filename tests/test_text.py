@@ -1,4 +1,4 @@
-"""Frozen text encoders (spec 4.2): the bundled all-MiniLM-L6-v2, the caption cache, and CLIP's clear errors."""
+"""Frozen text encoders (design §4.2): the bundled all-MiniLM-L6-v2, the caption cache, and CLIP's clear errors."""
 
 from __future__ import annotations
 

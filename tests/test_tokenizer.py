@@ -1,4 +1,4 @@
-"""The 2D residual VQ-VAE tokenizer (spec 3.1-3.4) on real HumanML3D fixture clips.
+"""The 2D residual VQ-VAE tokenizer (docs/design.md §3.1-§3.4) on real HumanML3D fixture clips.
 
 Models here are tiny (width 8-16) so the whole file stays well under a minute on 2 cores; what is
 checked is behaviour (losslessness, shapes, padding, quantiser updates, optimisation, persistence,
@@ -72,7 +72,7 @@ def tiny_dataset(tmp_path_factory, clips, stats) -> Path:
     return root
 
 
-# ---- grid (spec 3.1) -----------------------------------------------------------------------------
+# ---- grid (docs/design.md §3.1) -----------------------------------------------------------------------------
 def test_grid_round_trip_is_exact_on_real_clips(clips):
     for clip in clips:
         x = torch.from_numpy(clip)[None]                             # (1, T, 263)
@@ -104,7 +104,7 @@ def test_grid_kit_layout_pads_1_before_2_after():
         to_grid(torch.zeros(1, 4, 100))
 
 
-# ---- model API (spec 3.2, 3.3) ---------------------------------------------------------------------
+# ---- model API (docs/design.md §3.2, §3.3) ---------------------------------------------------------------------
 def test_encode_decode_shapes_padding_and_depth(clips, stats):
     torch.manual_seed(0)
     model = MotionTokenizer(TokenizerConfig(**TINY))
@@ -144,7 +144,7 @@ def test_dual_branch_adds_a_1d_column(clips, stats):
     assert model.decode(ids).shape == (2, 64, 263)
 
 
-# ---- quantiser (spec 3.3) ----------------------------------------------------------------------------
+# ---- quantiser (docs/design.md §3.3) ----------------------------------------------------------------------------
 def test_quantizer_initialises_from_the_first_batch():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(40, 2, generator=g) * 3
@@ -378,7 +378,7 @@ def test_ddp_keeps_codebooks_identical_across_processes(tmp_path):
 
 
 def test_paper_preset_matches_the_reference_parameter_counts():
-    # Spec 3.2 lists the reference modules' sizes at the README configuration (verified there on CPU).
+    # docs/design.md §3.2 lists the reference modules' sizes at the README configuration (verified there on CPU).
     with torch.device("meta"):
         model = MotionTokenizer(TokenizerConfig.preset("paper", branches=["1d", "2d"]))
 

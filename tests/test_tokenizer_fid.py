@@ -1,4 +1,4 @@
-"""Reconstruction FID of the tokenizer (spec 10.2, issue 6) and ``remomask evaluate tokenizer``'s FID options.
+"""Reconstruction FID of the tokenizer (design §10.2, issue 6) and ``remomask evaluate tokenizer``'s FID options.
 
 Real data only: the tokenizer shipped in the package, the bundled evaluator, clips of the embedded
 dataset's val split (``small_val`` of ``test_evaluation``: 116 samples, 3 batches) and a small

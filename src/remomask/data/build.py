@@ -6,7 +6,7 @@
    ``.tar.xz`` files (or from unpacked folders),
 2. import every clip to 22 HumanML3D joints in metres at 20 fps (:mod:`remomask.data.mocap`),
 3. drop clips under 1 s and cut clips over 9.8 s into equal segments of 2 to 9.8 s,
-4. mirror every segment (``M`` ids; joints, captions and labels left/right swapped, spec 2.2),
+4. mirror every segment (``M`` ids; joints, captions and labels left/right swapped, docs/design.md §2.2),
 5. split by source clip, stratified by label, with a ``test_unseen`` split of held-out Bandai
    (content, style) pairs closed under mirroring,
 6. write captions (>= 3 deterministic paraphrases per clip), labels, split files, the compact joint
@@ -43,7 +43,7 @@ __all__ = ["BuildConfig", "build_embedded_dataset", "SourceClip", "iter_raw_clip
 
 DATASET_VERSION = "1.0"
 FPS = _FPS
-# HumanML3D keeps clips of >= 2 s (spec 2.4), but our sources are full of single actions of 1-2 s
+# HumanML3D keeps clips of >= 2 s (docs/design.md §2.4), but our sources are full of single actions of 1-2 s
 # (Bandai-Namco 2's waves and raises: a quarter of its clips are under 2.5 s; most HDM05 clips are one
 # repetition of 0.5-2 s), so the embedded dataset keeps clips of >= 1 s (20 feature frames, 5 tokens).
 MIN_FRAMES = 21   # joints; 20 feature frames = 1.0 s

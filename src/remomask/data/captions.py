@@ -6,7 +6,7 @@ Each non-empty line of ``texts/<id>.txt`` is one description::
 
 ``start`` and ``end`` are seconds. Both 0.0 (a NaN counts as 0.0) mean the caption describes the whole
 clip; otherwise it describes the sub-clip ``motion[int(start*fps):int(end*fps)]``, which the loaders turn
-into a separate sample (spec 2.2). Words are lemmas tagged with universal POS tags (spaCy), as in the
+into a separate sample (docs/design.md §2.2). Words are lemmas tagged with universal POS tags (spaCy), as in the
 release. The same format is written for remomask's embedded dataset.
 
 Parsing is tolerant: a malformed line is skipped and counted, never raised, so that one bad line in
@@ -41,7 +41,7 @@ class CaptionFormatError(InputFileError):
 
 @dataclass(frozen=True)
 class Caption:
-    """One description of a motion (spec 2.2).
+    """One description of a motion (docs/design.md §2.2).
 
     Attributes:
         text: the sentence as written, e.g. ``"a man kicks with his left leg."``.
@@ -75,7 +75,7 @@ class Caption:
         """Frame slice ``(int(start*fps), int(end*fps))`` of a sub-clip caption, None for the whole clip.
 
         ``fps`` is the feature frame rate (20 for HumanML3D, 12.5 for KIT-ML). The end may lie past the
-        clip's last frame; slicing truncates it (spec 2.2).
+        clip's last frame; slicing truncates it (docs/design.md §2.2).
         """
         if self.is_whole_clip:
             return None
@@ -83,7 +83,7 @@ class Caption:
 
     @property
     def token_strings(self) -> list[str]:
-        """Tokens as ``"word/POS"`` strings, the form the T2M evaluator consumes (spec 2.4)."""
+        """Tokens as ``"word/POS"`` strings, the form the T2M evaluator consumes (docs/design.md §2.4)."""
         return [f"{w}/{p}" for w, p in self.tokens]
 
 
@@ -102,7 +102,7 @@ def _as_token_pairs(tokens: Iterable) -> tuple[tuple[str, str], ...]:
 
 
 def parse_caption_line(line: str) -> Caption:
-    """Parse one ``caption#word/POS ...#start#end`` line (spec 2.2).
+    """Parse one ``caption#word/POS ...#start#end`` line (docs/design.md §2.2).
 
     The caption text may itself contain ``#``: the last three ``#`` separate the fields. An empty token
     field gives ``tokens == ()``. ``nan`` start/end are read as 0.0.
@@ -178,7 +178,7 @@ def format_caption_line(
     start: float = 0.0,
     end: float = 0.0,
 ) -> str:
-    """Format one caption line (without the newline) in the release format (spec 2.2).
+    """Format one caption line (without the newline) in the release format (docs/design.md §2.2).
 
     Args:
         text: the sentence; must not contain ``#`` or a line break (the release parsers split on ``#``).
@@ -223,7 +223,7 @@ def write_captions(path: str | os.PathLike, captions: Iterable[Caption]) -> None
 
 
 def evaluator_tokens(tokens: Sequence[str], max_text_len: int = 20) -> tuple[list[str], int]:
-    """Word tokens as the T2M evaluator expects them (spec 2.4).
+    """Word tokens as the T2M evaluator expects them (docs/design.md §2.4).
 
     ``["sos/OTHER"] + tokens[:max_text_len] + ["eos/OTHER"]``, then padded with ``"unk/OTHER"`` to
     ``max_text_len + 2`` entries.

@@ -1,4 +1,4 @@
-"""Torch datasets for the three training stages and evaluation (spec 2.4).
+"""Torch datasets for the three training stages and evaluation (docs/design.md §2.4).
 
 - :class:`MotionWindowDataset`: fixed windows of normalised motion for the tokenizer (VQ dataset).
 - :class:`TextMotionDataset`: (caption, motion) pairs; ``mode="generation"`` crops to a multiple of the
@@ -55,7 +55,7 @@ SHORT_CLIP_POLICIES = ("drop", "hold")
 GENERATION_MAX_LENGTH = MAX_FRAMES
 """Padded length of generation samples, frames (:data:`remomask.constants.MAX_FRAMES`)."""
 RETRIEVER_MAX_LENGTH = 224
-"""Window / padded length of retriever samples, frames (spec 2.4 ``max_motion_length``)."""
+"""Window / padded length of retriever samples, frames (docs/design.md §2.4 ``max_motion_length``)."""
 UNIT_LENGTH = FRAMES_PER_TOKEN
 """Tokenizer downsampling factor: generation crops are multiples of it (:data:`remomask.constants.FRAMES_PER_TOKEN`)."""
 
@@ -93,7 +93,7 @@ def _train_rng() -> np.random.Generator:
 
 
 def crop_length(length: int, coin: str, unit_length: int = UNIT_LENGTH, max_length: int = GENERATION_MAX_LENGTH) -> int:
-    """Frames kept from a sample of ``length`` frames by the generation crop (spec 2.4).
+    """Frames kept from a sample of ``length`` frames by the generation crop (docs/design.md §2.4).
 
     ``single``: ``(length // unit) * unit``; ``double``: ``(length // unit - 1) * unit``; capped at
     ``(max_length // unit) * unit``. When that leaves no frame (``length < 2 * unit``), the single rule is
@@ -215,7 +215,7 @@ def _padded(motion: np.ndarray, mean: np.ndarray, std: np.ndarray, total: int) -
 
 
 class MotionWindowDataset(Dataset):
-    """Fixed-size windows of normalised motion for the tokenizer (spec 2.4 VQ dataset).
+    """Fixed-size windows of normalised motion for the tokenizer (docs/design.md §2.4 VQ dataset).
 
     Every valid window start of every whole clip is a sample: a clip of T frames gives
     ``(T - window_size) // stride + 1`` windows (the reference code counts ``T - window_size``, dropping the
@@ -232,7 +232,7 @@ class MotionWindowDataset(Dataset):
             are ignored).
         split: split name (``"train"``, ``"val"``, ...).
         mean, std: (D,) statistics (arrays/tensors or two ``.npy`` paths); None = the dataset's
-            ``Mean.npy``/``Std.npy``. The tokenizer's own statistics (spec 2.3) are passed here.
+            ``Mean.npy``/``Std.npy``. The tokenizer's own statistics (docs/design.md §2.3) are passed here.
         window_size: frames per window (64).
         stride: spacing of window starts; 1 = every start. In training mode with ``stride > 1`` each start
             is jittered by a random offset in ``[0, stride)`` (kept inside the clip).
@@ -303,7 +303,7 @@ class MotionWindowDataset(Dataset):
 
 
 class TextMotionDataset(Dataset):
-    """(caption, motion) samples for the generators and the retriever (spec 2.4).
+    """(caption, motion) samples for the generators and the retriever (docs/design.md §2.4).
 
     ``mode="generation"`` (masked / residual transformers): a path ``source`` keeps samples with
     ``min_motion_length <= T < 200`` (40 HumanML3D, 24 KIT). Per item: pick a caption, draw
@@ -326,7 +326,7 @@ class TextMotionDataset(Dataset):
         source: dataset folder, or a :class:`MotionLayout` for other filters (used as is).
         split: split name.
         mean, std: (D,) statistics, arrays/tensors or ``.npy`` paths; None = the dataset's ``Mean.npy`` /
-            ``Std.npy`` (right for the retriever; the generators pass the tokenizer's, spec 2.3).
+            ``Std.npy`` (right for the retriever; the generators pass the tokenizer's, docs/design.md §2.3).
         mode: ``"generation"`` or ``"retriever"``.
         train: random items (True) or deterministic ones (False).
         seed: evaluation seed; change ``self.seed`` between evaluation repeats.
@@ -395,7 +395,7 @@ class TextMotionDataset(Dataset):
         else:
             caption = rec.captions[int(rng.integers(len(rec.captions)))]
             coin = "single"
-            if self.unit_length < 10:  # spec 2.4: the coin only applies to small unit lengths
+            if self.unit_length < 10:  # docs/design.md §2.4: the coin only applies to small unit lengths
                 coin = ("single", "single", "double")[int(rng.integers(3))]
             m_len = crop_length(rec.length, coin, self.unit_length, total)
             start = int(rng.integers(0, rec.length - m_len + 1))
@@ -412,10 +412,10 @@ class TextMotionDataset(Dataset):
 
 
 class EvalTextMotionDataset(TextMotionDataset):
-    """Deterministic evaluation loader (spec 2.4 ``Text2MotionDatasetEval``, spec 10).
+    """Deterministic evaluation loader (docs/design.md §2.4 ``Text2MotionDatasetEval``, docs/design.md §10).
 
     Generation filtering and coin/crop as :class:`TextMotionDataset` in evaluation mode, normalised with the
-    given statistics (the evaluator's, spec 2.3), padded to 196. Caption, coin and crop of item ``i`` come
+    given statistics (the evaluator's, docs/design.md §2.3), padded to 196. Caption, coin and crop of item ``i`` come
     from ``default_rng([seed, i])``: set ``self.seed = r`` for the r-th evaluation repeat.
 
     Args:

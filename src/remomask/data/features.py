@@ -1,6 +1,6 @@
 """HumanML3D motion features: joints (T, J, 3) <-> the 263-d (KIT: 251-d) feature vector.
 
-Implements the HumanML3D ``motion_representation`` processing and ``recover_from_ric`` (spec 2.1),
+Implements the HumanML3D ``motion_representation`` processing and ``recover_from_ric`` (docs/design.md §2.1),
 vectorised over frames (numpy quaternions; see the note above ``_qmul``).
 
 Per-frame layout for J joints (J = 22 -> 263 dims, J = 21 -> 251 dims), see :class:`FeatureLayout`:
@@ -47,7 +47,7 @@ _FORWARD = np.array([0.0, 0.0, 1.0])
 
 @dataclass(frozen=True)
 class FeatureLayout:
-    """Index slices of the HumanML3D feature vector for a skeleton of ``num_joints`` joints (spec 2.1)."""
+    """Index slices of the HumanML3D feature vector for a skeleton of ``num_joints`` joints (docs/design.md §2.1)."""
 
     num_joints: int
 
@@ -169,7 +169,7 @@ def _facing_rotation(pos: np.ndarray, face_joints: tuple[int, int, int, int],
 
     ``pos`` is (3, T, J). The across vector is (pos[a] - pos[b]) + (pos[c] - pos[d]) for
     ``face_joints = (a, b, c, d)``; forward = up x across, optionally Gaussian-smoothed over time
-    (``smooth_forward``, sigma 20 in HumanML3D). Source: spec 2.1 (face_joint_indx).
+    (``smooth_forward``, sigma 20 in HumanML3D). Source: docs/design.md §2.1 (face_joint_indx).
     """
     a, b, c, d = face_joints
     across = _unit((pos[:, :, a] - pos[:, :, b]) + (pos[:, :, c] - pos[:, :, d]))
@@ -215,7 +215,7 @@ def _inverse_kinematics(pos: np.ndarray, skeleton: Skeleton, smooth_sigma: float
     Returns:
         (4, T, J) quaternions: slot 0 is the root (facing) rotation with frame 0 set to identity, as
         in the reference; slot j the local rotation of the bone ending at joint j.
-    Source: spec 2.1 ("IK is done with smooth_forward=True").
+    Source: docs/design.md §2.1 ("IK is done with smooth_forward=True").
     """
     # Reference quirk, replicated so that features match the HumanML3D/KIT releases: inside IK the
     # facing direction is built from (l_hip - r_hip) + (r_shoulder - l_shoulder), i.e. the hip term
@@ -256,7 +256,7 @@ def skeleton_offsets(joints_frame: np.ndarray, skeleton: str | Skeleton = "human
 
     Args:
         joints_frame: (J, 3) joint positions of one frame (metres).
-    Source: HumanML3D ``get_offsets_joints`` (spec 2.1).
+    Source: HumanML3D ``get_offsets_joints`` (docs/design.md §2.1).
     """
     skel = get_skeleton(skeleton)
     parents = skel.parents
@@ -272,7 +272,7 @@ def reference_offsets(path: str | Path | None = None) -> np.ndarray:
     """Bone offsets (22, 3) of HumanML3D's reference skeleton (clip 000021, frame 0), in metres.
 
     With no ``path``, the copy bundled with remomask (``assets/skeleton_example_000021.npy``) is used.
-    Source: spec 2.1 ("Target skeleton example '000021'").
+    Source: docs/design.md §2.1 ("Target skeleton example '000021'").
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
@@ -298,7 +298,7 @@ def retarget_to_skeleton(joints: np.ndarray, target_offsets: np.ndarray,
         target_offsets: (J, 3) offsets of the target skeleton (see :func:`reference_offsets`).
     Returns:
         (T, J, 3) float64 retargeted positions.
-    Source: spec 2.1, processing step 1.
+    Source: docs/design.md §2.1, processing step 1.
     """
     skel = get_skeleton(skeleton)
     src_offsets = skeleton_offsets(joints[0], skel)
@@ -334,7 +334,7 @@ def mirror_joints(joints: np.ndarray, skeleton: str | Skeleton = "humanml3d") ->
     Args:
         joints: (..., J, 3) positions.
     Returns:
-        array of the same shape. Source: spec 2.2 (HumanML3D mirroring, ``M`` ids).
+        array of the same shape. Source: docs/design.md §2.2 (HumanML3D mirroring, ``M`` ids).
     """
     skel = get_skeleton(skeleton)
     out = np.array(joints, copy=True)[..., skel.mirror_permutation, :]
@@ -360,7 +360,7 @@ def features_from_joints(joints: np.ndarray, skeleton: str | Skeleton = "humanml
                          smooth_sigma: float = 20.0) -> np.ndarray:
     """HumanML3D features from joint positions.
 
-    Steps (spec 2.1 "Processing"): uniform-skeleton retargeting to the reference skeleton, put on the
+    Steps (docs/design.md §2.1 "Processing"): uniform-skeleton retargeting to the reference skeleton, put on the
     floor, move the first root to the XZ origin, rotate so the first frame faces +Z, then build root
     velocity/height, ``ric``, ``cont6d`` (IK with smoothed facing), local velocities and foot contacts.
 
@@ -398,7 +398,7 @@ def features_from_joints(joints: np.ndarray, skeleton: str | Skeleton = "humanml
         pos = _retarget_components(pos, target_offsets, tgt_leg / src_leg, skel)
     threshold = skel.contact_threshold if contact_threshold is None else contact_threshold
 
-    # Floor, origin and initial facing (spec 2.1 steps 2-4).
+    # Floor, origin and initial facing (docs/design.md §2.1 steps 2-4).
     pos[1] -= pos[1].min()
     pos[0] -= pos[0, 0, 0]
     pos[2] -= pos[2, 0, 0]
@@ -449,7 +449,7 @@ def features_from_joints(joints: np.ndarray, skeleton: str | Skeleton = "humanml
 
 
 def joints_from_features(features: Any, skeleton: str | Skeleton | None = None) -> Any:
-    """Recover joint positions from HumanML3D features (``recover_from_ric``, spec 2.1).
+    """Recover joint positions from HumanML3D features (``recover_from_ric``, docs/design.md §2.1).
 
     The root yaw is the cumulative sum of the angular velocity (half-angle convention), the root XZ
     is the cumulative sum of the de-rotated velocities, the root height is dim 3, and the ``ric``

@@ -4,7 +4,7 @@ Every clip of the embedded dataset has real labels from its source: a Bandai-Nam
 (what is done) and ``style`` (how), or an HDM05 motion class. This module holds
 
 * the wording of each label, written after looking at rendered clips (see the dataset card),
-* the left/right mirroring of labels and captions (HumanML3D mirrors its data the same way, spec 2.2),
+* the left/right mirroring of labels and captions (HumanML3D mirrors its data the same way, docs/design.md §2.2),
 * a deterministic paraphrase generator (at least 3 captions per clip), and
 * a small closed-vocabulary POS tagger for the HumanML3D ``caption#word/POS ...#start#end`` lines.
   All caption words come from the tables below, so a lexicon lookup is exact; a word missing from
@@ -212,7 +212,7 @@ def mirror_label(action: str) -> str:
 
 
 def mirror_text(text: str) -> str:
-    """Swap the words left/right in a caption (HumanML3D mirroring, spec 2.2)."""
+    """Swap the words left/right in a caption (HumanML3D mirroring, docs/design.md §2.2)."""
     return re.sub(r"\b(left|right|Left|Right)\b", lambda m: _LR[m.group(0)], text)
 
 

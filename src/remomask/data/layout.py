@@ -1,6 +1,6 @@
 """Read a dataset folder in the HumanML3D release layout (HumanML3D, KIT-ML, remomask's embedded set).
 
-Layout (spec 2.2)::
+Layout (docs/design.md §2.2)::
 
     <root>/new_joint_vecs/<id>.npy   (T, 263) HumanML3D / embedded, (T, 251) KIT-ML; 20 / 12.5 fps
     <root>/new_joints/<id>.npy       (T, J, 3) joint positions in metres (optional)
@@ -11,8 +11,8 @@ Layout (spec 2.2)::
     <root>/labels.json               optional: {id: {label name: value}}
 
 :class:`MotionLayout` turns one split into a list of :class:`MotionRecord` samples: the whole clip (when it
-has whole-clip captions) and one sample per sub-clip span, keyed ``<letter>_<id>`` (spec 2.2), filtered by
-length (spec 2.4: 40 <= T < 200 for HumanML3D generation, 24 for KIT, no filter for the retriever).
+has whole-clip captions) and one sample per sub-clip span, keyed ``<letter>_<id>`` (docs/design.md §2.2), filtered by
+length (docs/design.md §2.4: 40 <= T < 200 for HumanML3D generation, 24 for KIT, no filter for the retriever).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class LoadStats:
 
 
 def infer_skeleton(feature_dim: int) -> Skeleton:
-    """Skeleton from the feature size: 263 -> HumanML3D (22 joints), 251 -> KIT-ML (21 joints) (spec 2.1).
+    """Skeleton from the feature size: 263 -> HumanML3D (22 joints), 251 -> KIT-ML (21 joints) (docs/design.md §2.1).
 
     Raises:
         DatasetFormatError: any other size.
@@ -237,7 +237,7 @@ class _Loaded:
 
 
 class MotionLayout(Sequence[MotionRecord]):
-    """The samples of one split of a release-layout dataset folder (spec 2.2, 2.4).
+    """The samples of one split of a release-layout dataset folder (docs/design.md §2.2, §2.4).
 
     Args:
         root: dataset folder (see the module docstring for its layout).

@@ -1,6 +1,6 @@
-"""Feature normalisation ``(x - mean) / std`` and its inverse (spec 2.3).
+"""Feature normalisation ``(x - mean) / std`` and its inverse (docs/design.md §2.3).
 
-Which statistics to use depends on the stage (spec 2.3: dataset Mean/Std for the retriever, the tokenizer's
+Which statistics to use depends on the stage (docs/design.md §2.3: dataset Mean/Std for the retriever, the tokenizer's
 own statistics for the tokenizer and transformers, the evaluator's for evaluation); these helpers only
 apply a given pair. A std entry of 0 (a feature constant over the whole dataset) would divide by zero;
 it is replaced by 1, so that feature is only centred.

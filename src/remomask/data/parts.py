@@ -1,4 +1,4 @@
-"""Body-part split of HumanML3D features for the part-level retriever (spec 4.1, ``whole2parts``).
+"""Body-part split of HumanML3D features for the part-level retriever (docs/design.md §4.1, ``whole2parts``).
 
 Six parts in the order of :data:`~remomask.data.skeleton.BODY_PARTS`:
 Root (7), R_Leg (50), L_Leg (50), Backbone (60), R_Arm (60), L_Arm (60) for HumanML3D (287 dims,
@@ -55,7 +55,7 @@ def _tables(name: str) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
 
 
 def part_indices(skeleton: str | Skeleton = "humanml3d") -> tuple[np.ndarray, ...]:
-    """Feature indices of each part, in :data:`BODY_PARTS` order (spec 4.1)."""
+    """Feature indices of each part, in :data:`BODY_PARTS` order (docs/design.md §4.1)."""
     return _tables(get_skeleton(skeleton).name)[0]
 
 
@@ -65,7 +65,7 @@ def part_dims(skeleton: str | Skeleton = "humanml3d") -> tuple[int, ...]:
 
 
 def whole_to_parts(features: Any, skeleton: str | Skeleton = "humanml3d") -> list[Any]:
-    """Split features (..., D) into the six parts [(..., d_k)] (spec 4.1 ``whole2parts``).
+    """Split features (..., D) into the six parts [(..., d_k)] (docs/design.md §4.1 ``whole2parts``).
 
     Works on numpy arrays and torch tensors. Raises ValueError if D does not match the skeleton.
     """
@@ -86,7 +86,7 @@ def whole_to_parts(features: Any, skeleton: str | Skeleton = "humanml3d") -> lis
 def parts_to_whole(parts: list[Any], skeleton: str | Skeleton = "humanml3d") -> Any:
     """Inverse of :func:`whole_to_parts`: six parts [(..., d_k)] -> (..., D).
 
-    Dims present in several parts (the shared spine joint) are averaged (spec 4.1 ``parts2whole``).
+    Dims present in several parts (the shared spine joint) are averaged (docs/design.md §4.1 ``parts2whole``).
     Raises ValueError on a wrong number of parts or part sizes.
     """
     skel = get_skeleton(skeleton)

@@ -1,8 +1,8 @@
 """Skeleton definitions: the HumanML3D 22-joint (SMPL order) and KIT-ML 21-joint skeletons,
 and the six body parts of the part-level retriever.
 
-Sources: spec section 2.1 (joint order, kinematic chains, raw offsets, foot and facing joints,
-leg-length indices) and section 4.1 (body parts, ``whole2parts`` / ``parts2whole``).
+Sources: docs/design.md §2.1 (joint order, kinematic chains, raw offsets, foot and facing joints,
+leg-length indices) and §4.1 (body parts, ``whole2parts`` / ``parts2whole``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Skeleton:
     Attributes:
         name: ``"humanml3d"`` or ``"kit"``.
         joint_names: one name per joint, index order.
-        kinematic_chain: chains of joint indices, each starting at its parent (spec 2.1).
+        kinematic_chain: chains of joint indices, each starting at its parent (docs/design.md §2.1).
         raw_offsets: (J, 3) unit direction of each joint's rest offset from its parent.
         feet_left / feet_right: joint indices used for foot contacts (``fid_l``, ``fid_r``).
         face_joints: ``[r_hip, l_hip, r_shoulder, l_shoulder]`` (``face_joint_indx``).
@@ -109,7 +109,7 @@ HUMANML3D = Skeleton(
     mirror_pairs=((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21)),
 )
 
-# KIT-ML joint order (spec 2.1). Sides follow the reference's foot and facing indices
+# KIT-ML joint order (docs/design.md §2.1). Sides follow the reference's foot and facing indices
 # (fid_r = [14, 15], face_joint_indx = [11, 16, 5, 8] = r_hip, l_hip, r_shoulder, l_shoulder).
 _KIT_NAMES = (
     "root", "spine_lower", "spine_upper", "neck", "head",
@@ -156,10 +156,10 @@ def get_skeleton(name: str | Skeleton) -> Skeleton:
 
 
 BODY_PARTS = ("Root", "R_Leg", "L_Leg", "Backbone", "R_Arm", "L_Arm")
-"""Part order used everywhere (spec 4.1)."""
+"""Part order used everywhere (docs/design.md §4.1)."""
 
 
-# Body parts of the part-level retriever (spec 4.1): joints per part; each joint >= 1 contributes its
+# Body parts of the part-level retriever (docs/design.md §4.1): joints per part; each joint >= 1 contributes its
 # 12-d block [ric (3), cont6d (6), local velocity (3)]. Root is [root data (4), root velocity (3)];
 # the legs add their two foot contacts. The shared spine joint appears in the torso and both arms.
 PART_JOINTS = {
@@ -172,4 +172,4 @@ PART_JOINTS = {
         "R_Arm": (3, 5, 6, 7), "L_Arm": (3, 8, 9, 10),
     },
 }
-"""Joints of each non-root part per skeleton (spec 4.1)."""
+"""Joints of each non-root part per skeleton (docs/design.md §4.1)."""

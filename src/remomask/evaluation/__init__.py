@@ -1,4 +1,4 @@
-"""Evaluation stage: evaluator models, the text-to-motion metrics and the evaluation protocol (spec 10).
+"""Evaluation stage: evaluator models, the text-to-motion metrics and the evaluation protocol (docs/design.md §10).
 
 - :mod:`.evaluator`: :class:`T2MEvaluator`, the text-motion embedding model and label classifiers of the
   embedded dataset (Guo et al. design over the bundled sentence encoder), ``save_pretrained`` /

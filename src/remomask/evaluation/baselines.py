@@ -1,4 +1,4 @@
-"""Baseline motion sources scored by the same protocol as the generators (issue "evaluation suite", spec 10.2).
+"""Baseline motion sources scored by the same protocol as the generators (issue "evaluation suite", design §10.2).
 
 A *motion source* is any callable ``source(captions, lengths, labels)`` that answers B prompts with
 de-normalised 263-d features (see :class:`remomask.evaluation.protocol.MotionSource`).
@@ -23,7 +23,7 @@ de-normalised 263-d features (see :class:`remomask.evaluation.protocol.MotionSou
   requested length (issue 6: "a strong baseline that a retrieval-augmented generator must beat"). It takes
   the look-up function; :class:`RetrieverNearest` is that function for a trained retriever folder and its
   retrieval database (``remomask evaluate t2m --baseline retrieval``): one text encoding per batch of
-  captions, a FAISS search of the database (spec 4.7), and the top-1 entry's motion id and segment bounds
+  captions, a FAISS search of the database (docs/design.md §4.7), and the top-1 entry's motion id and segment bounds
   mapped back to the de-normalised features of the database's split (the train split) of its dataset.
 """
 
@@ -243,7 +243,7 @@ class RetrieverNearest:
     """``nearest(captions[, labels])`` of :class:`RetrievalBaseline` for a trained retriever and its database.
 
     For a batch of B captions: one text encoding with the retriever (B, E), one FAISS search of the
-    retrieval database (text-to-motion, spec 4.7), and for each caption the best entry whose segment has at
+    retrieval database (text-to-motion, docs/design.md §4.7), and for each caption the best entry whose segment has at
     least ``min_frames`` frames (the top-1 unless it is shorter; ``provenance["skipped_short"]`` counts
     the others) is read back as de-normalised features
     ``<root>/new_joint_vecs/<motion_id>.npy[start:end]``: the sample of the database's split (train) of

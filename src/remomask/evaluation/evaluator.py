@@ -1,7 +1,7 @@
-"""The evaluator of the embedded dataset: a text-motion embedding model and label classifiers (spec 10.1).
+"""The evaluator of the embedded dataset: a text-motion embedding model and label classifiers (docs/design.md §10.1).
 
-It is used only to score motions, never to generate them. The design follows Guo et al. 2022 (spec
-10.1), shrunk for a small dataset, with the GloVe + POS word input replaced by the token features of the
+It is used only to score motions, never to generate them. The design follows Guo et al. 2022 (docs/design.md
+§10.1), shrunk for a small dataset, with the GloVe + POS word input replaced by the token features of the
 frozen bundled sentence encoder (all-MiniLM-L6-v2):
 
 - movement encoder: features[..., :-4] (no foot contacts) -> Conv1d(k4 s2 p1) -> Dropout -> LeakyReLU
@@ -15,10 +15,10 @@ frozen bundled sentence encoder (all-MiniLM-L6-v2):
   numbers (radius 10). Training is contrastive (InfoNCE on cosine similarity, see :mod:`.training`).
 
 It differs from the retriever (six transformer part encoders and a transformer layer over the text
-tokens, spec 4.2) in architecture, training seed and loss weighting, so a generator is not scored by
+tokens, docs/design.md §4.2) in architecture, training seed and loss weighting, so a generator is not scored by
 the network that fed it.
 
-**Normalisation (spec 15.3).** The evaluator takes *de-normalised* 263-d features and normalises them
+**Normalisation (docs/design.md §15.3).** The evaluator takes *de-normalised* 263-d features and normalises them
 itself with its own ``mean``/``std`` buffers (the statistics of the data it was trained on, stored in
 ``model.safetensors``). A generator must therefore undo its own normalisation before its motions are
 scored; nothing assumes that two normalisations coincide.
@@ -72,7 +72,7 @@ class EvaluatorError(RemomaskError, RuntimeError):
 class EvaluatorConfig:
     """Every setting of the embedded-dataset evaluator and its training. Frames are at 20 fps.
 
-    Model (spec 10.1, shrunk):
+    Model (docs/design.md §10.1, shrunk):
         feature_dim: motion feature size (263 HumanML3D layout); the movement encoder sees
             ``feature_dim - 4`` (no foot contacts).
         movement_hidden, movement_latent: conv width and output size of the movement encoder.
@@ -83,7 +83,7 @@ class EvaluatorConfig:
         embed_radius: norm of every embedding (distances are in [0, 2 * radius]).
         dropout: dropout of the movement encoder and the classifiers.
         unit_length: temporal downsampling of the movement encoder (4).
-        max_frames: frame canvas every motion is zero-padded to before encoding (196, spec 2.4).
+        max_frames: frame canvas every motion is zero-padded to before encoding (196, docs/design.md §2.4).
         classifier_hidden: conv width of the label classifiers.
         classes: ``{label name: [class names]}``; filled from the train split by the trainer.
 
@@ -168,7 +168,7 @@ def _on_canvas(features: torch.Tensor, lengths: torch.Tensor, canvas: int) -> to
 
     The last valid steps of the strided convolutions see a few frames past a sample's length, so an
     embedding depends on the padded size; a fixed canvas makes it depend on the sample only, whatever
-    batch it is in (the reference evaluator always sees 196-frame tensors, spec 2.4).
+    batch it is in (the reference evaluator always sees 196-frame tensors, docs/design.md §2.4).
     """
     size = max(canvas, -(-int(lengths.max()) // 4) * 4)
     features = features[:, :size]
@@ -187,7 +187,7 @@ def _step_mask(valid: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 class MovementEncoder(nn.Module):
-    """Two stride-2 convolutions over time then a linear map (spec 10.1 movement encoder).
+    """Two stride-2 convolutions over time then a linear map (docs/design.md §10.1 movement encoder).
 
     Input (B, T, C) -> output (B, T // 4, latent) for T a multiple of 4 (``floor(floor(T/2)/2)`` steps).
     Submodule names (``main.0``, ``main.3``, ``out_net``) follow the reference layout.
@@ -208,7 +208,7 @@ class MovementEncoder(nn.Module):
 
 
 class SequenceEncoder(nn.Module):
-    """Linear -> packed BiGRU with a learned initial state -> last states -> MLP head (spec 10.1).
+    """Linear -> packed BiGRU with a learned initial state -> last states -> MLP head (docs/design.md §10.1).
 
     Used for both the motion encoder (input: movement steps) and the text encoder (input: tokens).
     Submodule names (``input_emb``, ``gru``, ``output_net``, ``hidden``) follow the reference layout.
@@ -265,7 +265,7 @@ class LabelClassifier(nn.Module):
 
 
 class T2MEvaluator(nn.Module):
-    """Text-motion evaluator of the embedded dataset with its label classifiers (spec 10.1, 10.2).
+    """Text-motion evaluator of the embedded dataset with its label classifiers (docs/design.md §10.1, §10.2).
 
     Args:
         config: :class:`EvaluatorConfig`; ``config.classes`` decides the classifiers.
@@ -336,7 +336,7 @@ class T2MEvaluator(nn.Module):
             EvaluatorError: wrong shape, or lengths outside [4, T].
         """
         features, lengths = self._check_motion(features, lengths)
-        x = self.normalize(features, lengths)[..., :-4]  # spec 10.1: no foot contacts
+        x = self.normalize(features, lengths)[..., :-4]  # docs/design.md §10.1: no foot contacts
         steps = self.movement_encoder(x)  # (B, T/4, latent)
         valid = _valid_steps(lengths, self.config.unit_length, steps.shape[1])
         return self._project(self.motion_encoder(steps, valid))

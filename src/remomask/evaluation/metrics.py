@@ -1,4 +1,4 @@
-"""The standard text-to-motion metrics on evaluator embeddings (spec 10.2).
+"""The standard text-to-motion metrics on evaluator embeddings (docs/design.md §10.2).
 
 All functions take plain arrays of embeddings produced by an evaluator (ours or the official one) and
 return floats; they know nothing about models. Distances are Euclidean in the evaluator's embedding
@@ -6,7 +6,7 @@ space (its units: ours lies on a sphere of radius ``EvaluatorConfig.embed_radius
 
 - :func:`r_precision`: top-k matching accuracy inside one batch (32 in the protocol). Each text ranks
   the batch's motions by distance (rows of the text x motion distance matrix, as the reference
-  evaluation code does; spec 10.2 words it from the motion side).
+  evaluation code does; docs/design.md §10.2 words it from the motion side).
 - :func:`matching_distance`: MM-Dist, the mean distance of the paired text and motion embeddings.
 - :func:`fid`: Frechet distance of Gaussian fits, with scipy's ``sqrtm`` and an epsilon fallback.
 - :func:`diversity`: mean distance of 300 random pairs (two independent index draws).
@@ -54,11 +54,11 @@ __all__ = [
 ]
 
 R_PRECISION_BATCH = 32
-"""Batch size inside which R-precision ranks (spec 10.2)."""
+"""Batch size inside which R-precision ranks (docs/design.md §10.2)."""
 DIVERSITY_PAIRS = 300
-"""Random pairs averaged by :func:`diversity` (spec 10.2)."""
+"""Random pairs averaged by :func:`diversity` (docs/design.md §10.2)."""
 MULTIMODALITY_PAIRS = 10
-"""Random pairs per prompt averaged by :func:`multimodality` (spec 10.2)."""
+"""Random pairs per prompt averaged by :func:`multimodality` (docs/design.md §10.2)."""
 
 
 class MetricError(RemomaskError, ValueError):
@@ -97,7 +97,7 @@ def distance_matrix(a, b) -> np.ndarray:
 
 
 def r_precision(text_emb, motion_emb, top_k: int = 3) -> np.ndarray:
-    """Top-1..top-k matching accuracy inside one batch (spec 10.2).
+    """Top-1..top-k matching accuracy inside one batch (docs/design.md §10.2).
 
     Text ``i`` and motion ``i`` are a pair. For every text, the batch's motions are ranked by distance
     (ties keep index order); the pair counts as a hit at k when motion ``i`` is among the k nearest.
@@ -148,7 +148,7 @@ def gaussian_stats(emb) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
-    """Frechet distance of two Gaussians: ``|mu1-mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))`` (spec 10.2).
+    """Frechet distance of two Gaussians: ``|mu1-mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))`` (docs/design.md §10.2).
 
     ``sqrt`` is ``scipy.linalg.sqrtm``. If the product is singular enough that sqrtm returns non-finite
     values, ``eps * I`` is added to both covariances and it is recomputed. A tiny imaginary part from
@@ -181,7 +181,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
 
 
 def fid(real_emb, gen_emb, eps: float = 1e-6) -> float:
-    """FID between (N, D) real and (M, D) generated embeddings (spec 10.2); see :func:`frechet_distance`.
+    """FID between (N, D) real and (M, D) generated embeddings (docs/design.md §10.2); see :func:`frechet_distance`.
 
     Raises:
         MetricError: fewer than 2 rows in a set, different D, or invalid covariances.
@@ -192,7 +192,7 @@ def fid(real_emb, gen_emb, eps: float = 1e-6) -> float:
 
 
 def diversity(emb, pairs: int = DIVERSITY_PAIRS, rng: np.random.Generator | int | None = None) -> float:
-    """Diversity: mean distance between ``pairs`` random pairs of (N, D) embeddings (spec 10.2).
+    """Diversity: mean distance between ``pairs`` random pairs of (N, D) embeddings (docs/design.md §10.2).
 
     Two index sets of size ``pairs`` are drawn independently, each without replacement, and paired
     position by position (a pair may be the same row twice, as in the reference protocol).
@@ -216,7 +216,7 @@ def diversity(emb, pairs: int = DIVERSITY_PAIRS, rng: np.random.Generator | int 
 
 
 def multimodality(emb, pairs: int = MULTIMODALITY_PAIRS, rng: np.random.Generator | int | None = None) -> float:
-    """MModality: spread of repeated generations of one prompt (spec 10.2).
+    """MModality: spread of repeated generations of one prompt (docs/design.md §10.2).
 
     For each prompt, ``pairs`` pairs of its R generations are drawn (two independent index sets without
     replacement, paired by position); the distances are averaged over pairs and prompts.
@@ -275,7 +275,7 @@ def label_accuracy(predicted: Sequence, target: Sequence) -> tuple[float, int]:
 
 
 def summarize(values: Sequence[float]) -> dict:
-    """Mean and 95% confidence half-width over N repeats (spec 10.2).
+    """Mean and 95% confidence half-width over N repeats (docs/design.md §10.2).
 
     ``ci95 = 1.96 * std / sqrt(N)`` with the population std (``ddof=0``), as the reference protocol
     computes it. NaN values (a metric that did not apply in a repeat) are dropped first.

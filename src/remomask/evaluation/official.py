@@ -1,4 +1,4 @@
-"""The standard text-to-motion evaluator of HumanML3D / KIT-ML (Guo et al. 2022; spec 10.1, 2.4).
+"""The standard text-to-motion evaluator of HumanML3D / KIT-ML (Guo et al. 2022; docs/design.md §10.1, §2.4).
 
 Users who have the released evaluator files get numbers comparable with the papers:
 
@@ -48,7 +48,7 @@ POS_ENUMERATOR = {
     "VERB": 0, "NOUN": 1, "DET": 2, "ADP": 3, "NUM": 4, "AUX": 5, "PRON": 6, "ADJ": 7, "ADV": 8,
     "Loc_VIP": 9, "Body_VIP": 10, "Obj_VIP": 11, "Act_VIP": 12, "Desc_VIP": 13, "OTHER": 14,
 }
-"""Index of each POS category in the evaluator's 15-d one-hot (spec 2.4)."""
+"""Index of each POS category in the evaluator's 15-d one-hot (docs/design.md §2.4)."""
 
 VIP_LISTS = {
     "Loc_VIP": ("left", "right", "clockwise", "counterclockwise", "anticlockwise", "forward", "back",
@@ -64,7 +64,7 @@ VIP_LISTS = {
     "Desc_VIP": ("slowly", "carefully", "fast", "careful", "slow", "quickly", "happy", "angry", "sad",
                  "happily", "angrily", "sadly"),
 }
-"""Words whose POS tag the evaluator replaces by a VIP category, checked in this order (spec 2.4)."""
+"""Words whose POS tag the evaluator replaces by a VIP category, checked in this order (docs/design.md §2.4)."""
 
 OFFICIAL_DIMS = {"humanml3d": 263, "kit": 251}
 """Feature size per dataset; the movement encoder sees ``dim - 4``."""

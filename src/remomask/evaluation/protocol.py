@@ -1,8 +1,8 @@
-"""The text-to-motion evaluation protocol with pluggable motion sources (spec 10.2).
+"""The text-to-motion evaluation protocol with pluggable motion sources (docs/design.md §10.2).
 
 One repeat ``r`` of :func:`evaluate_t2m`:
 
-1. The evaluation loader of the split (spec 2.4: 40 <= T < 200, caption / coin / crop drawn from
+1. The evaluation loader of the split (docs/design.md §2.4: 40 <= T < 200, caption / coin / crop drawn from
    ``default_rng([seed + r, i])``) is shuffled with seed ``seed + r`` and cut into batches of 32, the last
    partial batch dropped. Motions stay de-normalised: each evaluator normalises with its own statistics.
 2. For every batch the motion source is asked for motions of the batch's captions at the ground-truth
@@ -22,7 +22,7 @@ A **motion source** is ``source(captions, lengths, labels) -> features`` or ``->
 - ``captions``: B strings; ``lengths``: LongTensor (B,) frames at 20 fps (multiples of 4, 40..196);
 - ``labels``: B dicts with the prompt clip's labels from ``labels.json`` (possibly empty) plus its
   ``"key"`` and ``"motion_id"``; generators must ignore them (they exist for the baselines);
-- features: (B, T, 263) **de-normalised** (spec 15.3), T >= the lengths; returned lengths (B,) may be
+- features: (B, T, 263) **de-normalised** (docs/design.md §15.3), T >= the lengths; returned lengths (B,) may be
   shorter than the requested ones (a retrieved motion that is too short), never longer.
 
 Optional attributes: ``name`` (row name), ``stochastic`` (True enables MModality), ``set_seed(seed)``
@@ -81,9 +81,9 @@ __all__ = [
 ]
 
 DEFAULT_SEED = 10107
-"""Seed of the reference protocol (``fixseed(10107)``, spec 10.2)."""
+"""Seed of the reference protocol (``fixseed(10107)``, docs/design.md §10.2)."""
 DEFAULT_REPEATS = 20
-"""Full passes over the split (spec 10.2)."""
+"""Full passes over the split (docs/design.md §10.2)."""
 
 
 class ProtocolError(RemomaskError, ValueError):
@@ -592,7 +592,7 @@ def evaluate_t2m(motion_source, split: str = "test", repeats: int = DEFAULT_REPE
                  mm_repeats: int = 30, progress: bool = True, max_batches: int | None = None,
                  progress_file: str | os.PathLike | None = None, identity: Mapping | None = None,
                  per_action: bool | PerActionSpec = False, short_clips: str = "drop") -> T2MResult:
-    """Score a motion source on a split with the text-to-motion protocol (spec 10.2; module docstring).
+    """Score a motion source on a split with the text-to-motion protocol (docs/design.md §10.2; module docstring).
 
     Args:
         motion_source: see :class:`MotionSource`.
@@ -711,7 +711,7 @@ def evaluate_reconstruction(reconstruct: Callable, split: str = "test", repeats:
                             seed: int = DEFAULT_SEED, *, dataset: str | os.PathLike = "embedded", evaluator=None,
                             layout=None, name: str = "reconstruction", batch_size: int = M.R_PRECISION_BATCH,
                             progress: bool = True) -> T2MResult:
-    """Reconstruction FID (and MPJPE) of a tokenizer under the protocol's loader (spec 10.2, eval_vq).
+    """Reconstruction FID (and MPJPE) of a tokenizer under the protocol's loader (docs/design.md §10.2, eval_vq).
 
     Args:
         reconstruct: ``reconstruct(features (B, T, D) de-normalised, lengths (B,)) -> (B, T, D)``

@@ -1,4 +1,4 @@
-"""Training of the embedded-dataset evaluator and its label classifiers (spec 10.1; issue "evaluation suite").
+"""Training of the embedded-dataset evaluator and its label classifiers (design §10.1; issue "evaluation suite").
 
 Two phases, one process, resumable:
 
@@ -7,7 +7,7 @@ Two phases, one process, resumable:
    is identical to the query's, or (``label_false_negatives``) whose labels all equal the query's, are
    removed from its denominator: in the embedded dataset many clips share a (content, style) pair and
    their captions are paraphrases of one another, so they are not negatives. Samples follow the
-   generation loader (spec 2.4: random caption, coin crop, 40 <= T < 200), de-normalised; the model
+   generation loader (docs/design.md §2.4: random caption, coin crop, 40 <= T < 200), de-normalised; the model
    normalises them with the training split's Mean/Std, which become its own statistics. Samples shorter
    than 40 frames are kept, extended to 40 with holds of their first and last pose, so every action of
    the training split has a class and training items (docs/data.md "Every action learned";
@@ -200,11 +200,11 @@ def model_card(config: EvaluatorConfig, metrics: dict, *, command: str | None, d
         "# remomask evaluator (embedded dataset)",
         "",
         "Text-motion embedding model and label classifiers used **only to score motions** (R-precision, FID,",
-        "MM-Dist, Diversity, MModality, label accuracy; spec 10.1, 10.2). Guo et al. 2022 design (movement",
+        "MM-Dist, Diversity, MModality, label accuracy; docs/design.md §10.1, §10.2). Guo et al. 2022 design (movement",
         "convolutions, BiGRU motion encoder, BiGRU text encoder) over the frozen all-MiniLM-L6-v2 token",
         "features instead of GloVe + POS; another architecture and seed than the retriever. It takes",
         "**de-normalised** 263-d features and normalises them with its own `mean`/`std` buffers (the train",
-        "split's Mean/Std), so generators must hand over de-normalised motions (spec 15.3).",
+        "split's Mean/Std), so generators must hand over de-normalised motions (docs/design.md §15.3).",
         "",
         f"- **Data:** remomask embedded dataset, content hash `{data_hash}`; trained on `{config.train_split}`,",
         f"  selected on `{config.val_split}` (never on test).",

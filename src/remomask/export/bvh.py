@@ -142,7 +142,7 @@ def motion_to_joints(motion: Any, skeleton: str | Skeleton = HUMANML3D) -> np.nd
         skeleton: the skeleton (default HumanML3D, 22 joints).
 
     Returns:
-        (T, J, 3) float64 joint positions in metres (features: ``joints_from_features``, spec 2.1).
+        (T, J, 3) float64 joint positions in metres (features: ``joints_from_features``, docs/design.md §2.1).
 
     Raises:
         BvhExportError: a shape that is neither, no frames, or NaN/inf values.
@@ -177,7 +177,7 @@ _TPOSE_OVERRIDES = {"humanml3d": {15: (0.0, 1.0, 0.0)}}  # the SMPL head joint s
 def rest_directions(skeleton: str | Skeleton = HUMANML3D) -> np.ndarray:
     """Unit rest (T-pose) direction of each joint's offset from its parent.
 
-    The skeleton's ``raw_offsets`` (spec 2.1), except that every joint of a chain that branches off
+    The skeleton's ``raw_offsets`` (docs/design.md §2.1), except that every joint of a chain that branches off
     a non-root joint (the arms) after the collar takes the collar's lateral direction (arms along
     +-X instead of hanging down), and for HumanML3D the head points up (+Y) instead of forward.
 
@@ -354,7 +354,7 @@ def solve_bvh(joints: Any, *, fps: float = 20.0, skeleton: str | Skeleton = HUMA
         joints: (T, J, 3) joint positions in metres, Y up, in the skeleton's joint order (HumanML3D:
             22 joints), T >= 1, one row per frame (20 fps for HumanML3D).
         fps: frame rate written to the file (``Frame Time = 1 / fps``).
-        skeleton: the skeleton (default HumanML3D, 22 joints; source: spec 2.1).
+        skeleton: the skeleton (default HumanML3D, 22 joints; source: docs/design.md §2.1).
         scale: BVH units per metre (100 = centimetres, the default; 1 = metres).
         order: Euler order of every joint's rotation channels, a permutation of ``"XYZ"``.
         positions: which joints get position channels besides rotations: ``"auto"`` (default:
@@ -487,7 +487,7 @@ def export_bvh(path: str | os.PathLike, motion: Any, *, fps: float = 20.0, skele
                scale: float = 100.0, order: str = "ZXY", positions: str = "auto") -> BvhExport:
     """Write a motion given as joints (T, 22, 3) metres or HumanML3D features (T, 263) as BVH.
 
-    Features are turned into joints with ``joints_from_features`` (spec 2.1), then :func:`write_bvh`.
+    Features are turned into joints with ``joints_from_features`` (docs/design.md §2.1), then :func:`write_bvh`.
 
     Raises:
         BvhExportError: a shape that is neither, no frames, NaN/inf, or bad options; no file is written.

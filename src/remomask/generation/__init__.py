@@ -1,6 +1,6 @@
 """Generation stage: retrieval-augmented masked transformer, residual transformer, length estimator, sampling.
 
-Spec sections 5 (masked transformer, SSTA, masking, RAG-CFG), 6 (residual transformer), 7 (sampling and
+docs/design.md §5 (masked transformer, SSTA, masking, RAG-CFG), §6 (residual transformer), §7 (sampling and
 length selection). Public API:
 
 - configs: :class:`MaskTransformerConfig`, :class:`ResidualTransformerConfig`, :class:`LengthEstimatorConfig`

@@ -1,4 +1,4 @@
-"""What the generators consume from the other stages, as small Protocols, and input checks (spec 4.7, 5.1).
+"""What the generators consume from the other stages, as small Protocols, and input checks (docs/design.md §4.7, §5.1).
 
 The generation stage does not import the tokenizer, the text encoder or the retriever. It needs:
 
@@ -40,7 +40,7 @@ __all__ = [
 
 @runtime_checkable
 class RetrievalLike(Protocol):
-    """Top-k retrieval result for B prompts (spec 4.7 ``re_dict``).
+    """Top-k retrieval result for B prompts (docs/design.md §4.7 ``re_dict``).
 
     Attributes:
         motion_emb: (B, k, E) float stored motion embeddings (L2-normalised, E = 512).
@@ -265,7 +265,7 @@ def restrict_to_columns(logits: torch.Tensor, column_codes) -> torch.Tensor:
 
 
 def draw_gates(batch_size: int, drop_prob: float, device, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(B,) bool gates, each False (dropped) with probability ``drop_prob`` (spec 5.5)."""
+    """(B,) bool gates, each False (dropped) with probability ``drop_prob`` (docs/design.md §5.5)."""
     return torch.rand(batch_size, device=device, generator=generator) >= drop_prob
 
 

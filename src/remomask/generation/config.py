@@ -1,4 +1,4 @@
-"""Sizes and switches of the generation models, with ``cpu`` and ``paper`` presets (spec 5.2, 5.5, 6.1, 7, 9).
+"""Sizes and switches of the generation models, with ``cpu`` and ``paper`` presets (design §5.2, §5.5, §6.1, §7, §9).
 
 Three dataclasses, one per model: :class:`MaskTransformerConfig` (base layer, SSTA, RAG-CFG),
 :class:`ResidualTransformerConfig` (quantiser layers 1..Q-1) and :class:`LengthEstimatorConfig` (text ->
@@ -7,7 +7,7 @@ argument of its model.
 
 Presets:
 
-- ``paper``: the README run of the reference code (spec 5.2, 6.1, 9): masked transformer latent 512,
+- ``paper``: the README run of the reference code (docs/design.md §5.2, §6.1, §9): masked transformer latent 512,
   8 heads, 8 SSTA + 8 joint-wise + 8 time-wise layers, FF 1024, dropout 0.2, token table 258 x 1024;
   residual transformer latent 384, 6 heads, 8 + 8 + 8 layers, shared weights, text drop 0.01.
 - ``cpu``: small models for the bundled dataset on a 2-core CPU (``benchmarks`` measure the step time;
@@ -28,8 +28,8 @@ __all__ = [
 ]
 
 SSTA_KINDS = ("eccv", "linear")
-"""``eccv``: softmax SSTA of the ECCV paper (spec 5.6), remomask default. ``linear``: the public code's
-linear-attention variant (spec 5.3)."""
+"""``eccv``: softmax SSTA of the ECCV paper (docs/design.md §5.6), remomask default. ``linear``: the public code's
+linear-attention variant (docs/design.md §5.3)."""
 
 
 class _ConfigMixin:
@@ -119,7 +119,7 @@ def _check_column_codes(column_codes, num_codes: int, num_columns: int) -> tuple
 
 @dataclass
 class MaskTransformerConfig(_ConfigMixin):
-    """Architecture of :class:`~remomask.generation.mask_transformer.MaskTransformer` (spec 5.1-5.6).
+    """Architecture of :class:`~remomask.generation.mask_transformer.MaskTransformer` (docs/design.md §5.1-§5.6).
 
     Attributes:
         num_codes: K, codes per quantiser layer (256). Special ids: mask ``K``, pad ``K + 1``.
@@ -135,7 +135,7 @@ class MaskTransformerConfig(_ConfigMixin):
             time step (8; 0 = off). time_layers: time-wise ("attnt") blocks over the rows of one column
             (8; 0 = off).
         ssta: ``"eccv"`` (default: pre-norm residual softmax attention with FFN; K = [z; MLP([t; R_t; R_m])],
-            V = [z; R_m], spec 5.6) or ``"linear"`` (public code, spec 5.3: linear attention, the layer output
+            V = [z; R_m], design §5.6) or ``"linear"`` (public code, design §5.3: linear attention, the layer output
             replaces the hidden state, no FFN).
         text_dim: width of the sentence embedding the model is conditioned on (384 for all-MiniLM-L6-v2).
         retrieval_dim: E, width of the retrieved motion / text embeddings (512).
@@ -145,7 +145,7 @@ class MaskTransformerConfig(_ConfigMixin):
         text_value: ECCV form only: also put the text token in the values (arXiv routing K = (z, t, ...),
             V = (z, t, R_m)); the ECCV default keeps t only in the keys (inside h_sem).
         text_drop, retrieval_drop: RAG-CFG training drop probabilities, drawn independently per sample (0.1
-            each, spec 5.5).
+            each, docs/design.md §5.5).
         column_codes: codes of each token column's codebook, or None (all ``num_codes``). The dual tokenizer's
             2D columns have fewer codes than its 1D column (256 and 512 in the ``paper`` preset); the logits of
             ids a column does not have are -inf in the loss and in sampling
@@ -199,7 +199,7 @@ class MaskTransformerConfig(_ConfigMixin):
 
 @dataclass
 class ResidualTransformerConfig(_ConfigMixin):
-    """Architecture of :class:`~remomask.generation.residual_transformer.ResidualTransformer` (spec 6.1).
+    """Architecture of :class:`~remomask.generation.residual_transformer.ResidualTransformer` (docs/design.md §6.1).
 
     Attributes:
         num_codes: K per layer (256). num_columns: J' (6). num_quantizers: Q (6); the model predicts layers
@@ -210,7 +210,7 @@ class ResidualTransformerConfig(_ConfigMixin):
         layers: full 2D self-attention blocks (8). joint_layers, time_layers: joint-wise / time-wise blocks
             (8 each; 0 = off).
         share_weights: tie the embedding table of layer l to the classifier of layer l (l = 1..Q-2), no output
-            bias (spec 6.1 ``--share_weight``). Without it every layer has its own tables and a proper output
+            bias (docs/design.md §6.1 ``--share_weight``). Without it every layer has its own tables and a proper output
             bias (the reference code's ``output += output + bias`` bug is not reproduced).
         text_dim: sentence embedding width (384). text_drop: CFG training drop probability (0.1; the
             reference README run uses 0.01, the ``paper`` preset).
@@ -252,7 +252,7 @@ class ResidualTransformerConfig(_ConfigMixin):
 
 @dataclass
 class LengthEstimatorConfig(_ConfigMixin):
-    """Architecture of :class:`~remomask.generation.length_estimator.LengthEstimator` (spec 7, "Length selection").
+    """Architecture of :class:`~remomask.generation.length_estimator.LengthEstimator` (design §7, "Length selection").
 
     Attributes:
         text_dim: sentence embedding width (384).

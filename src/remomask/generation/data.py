@@ -1,7 +1,7 @@
 """Training inputs of the generation stage: token grids of random crops, and text / retrieval conditions
-(spec 2.4, 4.7, 5.7, 6.3).
+(docs/design.md §2.4, §4.7, §5.7, §6.3).
 
-Crops (spec 2.4, ``Text2MotionDataset``): for a sample of T frames pick one of its captions, draw
+Crops (docs/design.md §2.4, ``Text2MotionDataset``): for a sample of T frames pick one of its captions, draw
 coin in {single, single, double}, keep ``m_len = crop_length(T, coin)`` frames (a multiple of 4) at a
 random start s. The draws happen in that order from one numpy generator, as in
 :class:`~remomask.data.datasets.TextMotionDataset`, so validation crops drawn with
@@ -10,7 +10,7 @@ random start s. The draws happen in that order from one numpy generator, as in
 Tokens of a crop, two sources that give identical ids:
 
 - ``"online"``: normalise the crop with the tokenizer's statistics and encode it with the frozen tokenizer
-  (spec 5.7: "VQ encoding happens online"); the right choice on a GPU.
+  (docs/design.md §5.7: "VQ encoding happens online"); the right choice on a GPU.
 - ``"cache"``: a sample of T < 200 frames has at most 12 distinct crops (``single`` keeps all but T mod 4
   frames: T mod 4 + 1 starts; ``double`` one unit less: T mod 4 + 5 starts). Every possible crop of every
   sample is encoded once and stored (int16, ``<cache_dir>/<split>-<signature>.npz``: 18 bytes per frame and
@@ -22,7 +22,7 @@ padded batch (their biases make it non-zero after the first layer), so a short m
 one gets slightly different tokens near its end than alone. Grouping makes a crop's tokens independent of
 its batch, and the cache equal to online encoding.
 
-Conditions (spec 4.7, with the remomask decision to exclude the sample's own motion at training time):
+Conditions (docs/design.md §4.7, with the remomask decision to exclude the sample's own motion at training time):
 the caption is encoded once by the frozen text encoder; its sentence embedding is the generator's text
 input, its token features go through the retriever's text side to query the database (text -> motion);
 the top-k entries with distinct motions are kept, skipping the sample's own motion id and its mirrored
@@ -79,7 +79,7 @@ class Crop:
 
 
 def draw_crop(record, index: int, rng: np.random.Generator, max_length: int = GENERATION_MAX_LENGTH) -> Crop:
-    """Caption, coin and crop of one sample, drawn in the order of ``TextMotionDataset`` (spec 2.4).
+    """Caption, coin and crop of one sample, drawn in the order of ``TextMotionDataset`` (docs/design.md §2.4).
 
     Args:
         record: a :class:`~remomask.data.layout.MotionRecord` with at least one caption.
@@ -214,7 +214,7 @@ class TokenSource:
 
     @staticmethod
     def possible_crops(length: int) -> list[tuple[int, int]]:
-        """Every ``(start, m_len)`` the crop rule can draw for a sample of ``length`` frames (spec 2.4)."""
+        """Every ``(start, m_len)`` the crop rule can draw for a sample of ``length`` frames (docs/design.md §2.4)."""
         out = []
         for m_len in sorted({crop_length(length, coin) for coin in ("single", "double")}):
             out += [(s, m_len) for s in range(length - m_len + 1)]
@@ -315,7 +315,7 @@ class Conditions:
 
 
 class ConditionEncoder:
-    """Text and retrieval conditions of captions, with caches (spec 4.7; module docstring).
+    """Text and retrieval conditions of captions, with caches (docs/design.md §4.7; module docstring).
 
     Args:
         text_encoder: frozen :class:`~remomask.text.TextEncoder` (its sentence embedding is the text input).

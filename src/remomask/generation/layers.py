@@ -1,5 +1,5 @@
 """Building blocks of the generators: 2D position encoding, pre-norm attention blocks and the two SSTA
-variants (spec 5.2, 5.3, 5.6).
+variants (docs/design.md §5.2, §5.3, §5.6).
 
 Shapes: B batch, n token rows (time, 4 frames each), J columns (joint groups), N = n * J flattened
 time-major (index t * J + j), D latent width, H heads, k retrieved entries, E retrieval width.
@@ -66,7 +66,7 @@ def _sinusoid(positions: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def sinusoid_2d(rows: int, columns: int, dim: int) -> torch.Tensor:
-    """Fixed 2D sinusoidal position encoding (spec 5.2 step 2).
+    """Fixed 2D sinusoidal position encoding (docs/design.md §5.2 step 2).
 
     Channels ``[0, dim/2)`` encode the joint-column index, channels ``[dim/2, dim)`` the time row.
 
@@ -131,8 +131,8 @@ class FeedForward(nn.Module):
 class SelfAttentionBlock(nn.Module):
     """Pre-norm transformer block: ``x + Attn(LN x)``, then ``x + FFN(LN x)``.
 
-    Used for the joint-wise and time-wise stacks (spec 5.2 steps 5-6) and the residual transformer's full
-    2D stack (spec 6.1). (The reference uses post-norm ``nn.TransformerEncoder`` layers; pre-norm trains
+    Used for the joint-wise and time-wise stacks (docs/design.md §5.2 steps 5-6) and the residual transformer's full
+    2D stack (docs/design.md §6.1). (The reference uses post-norm ``nn.TransformerEncoder`` layers; pre-norm trains
     more stably with deep stacks and is what the SSTA blocks use too.)
 
     Args:
@@ -190,7 +190,7 @@ class SSTAConditions:
 
 
 class SSTABlock(nn.Module):
-    """Semantic Spatio-Temporal Attention, ECCV form (spec 5.6), as a pre-norm residual block with FFN.
+    """Semantic Spatio-Temporal Attention, ECCV form (docs/design.md §5.6), as a pre-norm residual block with FFN.
 
     With z' = LN(z) over the N motion tokens and k retrieved entries::
 
@@ -199,7 +199,7 @@ class SSTABlock(nn.Module):
         z <- z + W_o softmax(Q K^T / sqrt(d)) V ;  z <- z + FFN(LN z)
 
     A semantic slot is attended only when its text or its retrieval is on; a dropped source is zero in the
-    key MLP input and in the value, so the output does not depend on it (RAG-CFG gates, spec 5.5). With
+    key MLP input and in the value, so the output does not depend on it (RAG-CFG gates, docs/design.md §5.5). With
     ``text_slot`` the text is also one key/value token ``LN_c(t)``, attended when the text is on.
 
     Args:
@@ -253,7 +253,7 @@ class SSTABlock(nn.Module):
 
 
 class LinearSSTALayer(nn.Module):
-    """The public code's SSTA: linear "semantics-modulated" attention (spec 5.3), kept for the ablation.
+    """The public code's SSTA: linear "semantics-modulated" attention (docs/design.md §5.3), kept for the ablation.
 
     Keys and values over [text token; k retrieval tokens; N motion tokens]::
 

@@ -1,4 +1,4 @@
-"""Length estimator: sentence embedding -> distribution over motion lengths in tokens (spec 7, "Length selection").
+"""Length estimator: sentence embedding -> distribution over motion lengths in tokens (design §7, "Length selection").
 
 An MLP ``text_dim -> 512 -> 256 -> 128 -> 50`` (each hidden layer Linear, LayerNorm, LeakyReLU(0.2);
 dropout before every hidden Linear but the first), as MoMask's estimator. Class c means c tokens = 4c
@@ -25,7 +25,7 @@ UNIT_LENGTH = FRAMES_PER_TOKEN
 
 
 class LengthEstimator(nn.Module):
-    """Text -> token-length classifier (spec 7).
+    """Text -> token-length classifier (docs/design.md §7).
 
     Args:
         config: :class:`~remomask.generation.config.LengthEstimatorConfig`.

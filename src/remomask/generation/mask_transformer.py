@@ -1,17 +1,17 @@
-"""Masked transformer over the base-layer token grid, with SSTA and RAG-CFG gates (spec 5.1-5.6).
+"""Masked transformer over the base-layer token grid, with SSTA and RAG-CFG gates (docs/design.md §5.1-§5.6).
 
 Data flow for ids (B, n, J') (n time rows of 4 frames, J' = 6 joint columns)::
 
     ids --flatten time-major (t * J' + j)--> (B, N = n J')
         --token_emb (K + 2, token_dim) -> Linear -> + 2D sinusoidal PE (columns | time) -> dropout--> (B, N, D)
-        --SSTA x ssta_layers (text t, retrieved R_t, R_m; spec 5.6 / 5.3)--> (B, N, D)
+        --SSTA x ssta_layers (text t, retrieved R_t, R_m; docs/design.md §5.6 / 5.3)--> (B, N, D)
         --joint-wise blocks over (B n, J', D) ("attnj")--> --time-wise blocks over (B J', n, D) ("attnt")-->
         --LN -> Linear -> GELU -> LN -> Linear(D -> K) (BERT-style head)--> logits (B, N, K)
 
 Padding (id ``K + 1`` or ``-1``) is never attended: it is masked out of every key set. Logits at padding are
 computed but meaningless; the loss and the sampler ignore them.
 
-RAG-CFG (spec 5.5): text and retrieval each have a per-sample gate. In training, when no gates are given,
+RAG-CFG (docs/design.md §5.5): text and retrieval each have a per-sample gate. In training, when no gates are given,
 each is dropped independently with ``text_drop`` / ``retrieval_drop`` (10 %). A dropped source is removed
 from the keys and the values, so the output does not depend on it; the unconditional pass drops both.
 """
@@ -43,7 +43,7 @@ FORMAT = "remomask-mask-transformer"
 
 
 class MaskTransformer(nn.Module):
-    """Text- and retrieval-conditioned masked transformer for the base quantiser layer (spec 5.2, 5.6).
+    """Text- and retrieval-conditioned masked transformer for the base quantiser layer (docs/design.md §5.2, §5.6).
 
     Args:
         config: :class:`~remomask.generation.config.MaskTransformerConfig` (``.preset("cpu" | "paper")``).
@@ -83,7 +83,7 @@ class MaskTransformer(nn.Module):
         self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d, eps=1e-12), nn.Linear(d, c.num_codes))
         self.apply(self._init)
         if c.ssta == "linear" and c.use_retrieval:
-            for layer in self.ssta:                                   # zero-init v_retr (spec 5.3)
+            for layer in self.ssta:                                   # zero-init v_retr (docs/design.md §5.3)
                 nn.init.zeros_(layer.v_retr.weight)
                 nn.init.zeros_(layer.v_retr.bias)
 
@@ -198,7 +198,7 @@ class MaskTransformer(nn.Module):
 
     def loss(self, ids: torch.Tensor, text: torch.Tensor | None, retrieval=None, *,
              generator: torch.Generator | None = None, forward=None, **mask_kwargs) -> LossOutput:
-        """Masked-token training loss of a batch (spec 5.4, 5.5).
+        """Masked-token training loss of a batch (docs/design.md §5.4, §5.5).
 
         Args:
             ids: (B, n, J') long ground-truth base-layer ids, -1 at padding (``tokenizer.encode(...)[..., 0]``).

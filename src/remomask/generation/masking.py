@@ -1,4 +1,4 @@
-"""Training corruption and loss of the masked transformer: temporal + spatial masking (spec 5.4).
+"""Training corruption and loss of the masked transformer: temporal + spatial masking (docs/design.md §5.4).
 
 Per sample, draw u ~ U(0, 1) and the cosine mask ratio p = cos(pi u / 2). With n_b real time rows and
 T_b = n_b * J' real tokens:
@@ -10,9 +10,9 @@ T_b = n_b * J' real tokens:
    per token), 88 % of the rest become [MASK], the remainder keep their code;
 4. cross-entropy on the selected positions only (labels elsewhere are ``IGNORE_INDEX``).
 
-Topology Structured Masking (ECCV, spec 14 item 3) is not implemented: it weights body parts by the
+Topology Structured Masking (ECCV, docs/design.md §14 item 3) is not implemented: it weights body parts by the
 text-to-part similarity of the retriever, but remomask's token columns are positional groups of the padded
-joint list (spec 3.1, 15.10), not the retriever's six body parts, so there is no faithful part-to-column map.
+joint list (design §3.1, §15.10), not the retriever's six body parts, so there is no faithful part-to-column map.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ IGNORE_INDEX = -100
 
 
 def cosine_schedule(t: torch.Tensor) -> torch.Tensor:
-    """Mask ratio ``cos(pi t / 2)`` for t in [0, 1] (1 -> 0): the MaskGIT / MoMask schedule (spec 5.4, 7)."""
+    """Mask ratio ``cos(pi t / 2)`` for t in [0, 1] (1 -> 0): the MaskGIT / MoMask schedule (design §5.4, §7)."""
     return torch.cos(t * (math.pi / 2))
 
 
@@ -85,7 +85,7 @@ def _lowest(scores: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
 def mask_grid(ids: torch.Tensor, num_codes: int, *, ratio: torch.Tensor | None = None, random_prob: float = 0.1,
               mask_prob: float = 0.88, temporal: bool = True, spatial: bool = True,
               generator: torch.Generator | None = None, column_codes=None) -> MaskedGrid:
-    """Select and corrupt tokens of a base-layer grid for masked-token training (spec 5.4).
+    """Select and corrupt tokens of a base-layer grid for masked-token training (docs/design.md §5.4).
 
     Args:
         ids: (B, n, J) long base-layer ids in [0, K), ``-1`` (or ``K + 1``) at padding; every sample needs at

@@ -1,4 +1,4 @@
-"""Residual transformer: predicts quantiser layer q (1..Q-1) from the sum of the lower layers (spec 6.1, 6.3).
+"""Residual transformer: predicts quantiser layer q (1..Q-1) from the sum of the lower layers (design §6.1, §6.3).
 
 Data flow for all-layer ids (B, n, J', Q) and a layer q per sample::
 
@@ -9,10 +9,10 @@ Data flow for all-layer ids (B, n, J', Q) and a layer q per sample::
     --LN -> Linear -> GELU -> LN -> Linear(D -> C)--> h (B, N, C)
     logits = h W_q^T (+ b_q)                                (B, N, K)
 
-No retrieval input and no SSTA, as in the reference code (spec 1, 6.1). Text CFG: the text token is
-replaced by a learned null token for samples whose text is dropped (``text_drop``, spec 6.3 cond_drop).
+No retrieval input and no SSTA, as in the reference code (docs/design.md §1, §6.1). Text CFG: the text token is
+replaced by a learned null token for samples whose text is dropped (``text_drop``, docs/design.md §6.3 cond_drop).
 
-Weight sharing (``share_weights``, spec 6.1): parameters E_0 (K, C), S (Q-2, K, C), P_{Q-1} (K, C); the
+Weight sharing (``share_weights``, docs/design.md §6.1): parameters E_0 (K, C), S (Q-2, K, C), P_{Q-1} (K, C); the
 embedding tables of layers 0..Q-2 are [E_0, S_0, ..., S_{Q-3}] and the classifiers of layers 1..Q-1 are
 [S_0, ..., S_{Q-3}, P_{Q-1}], so the embedding of layer l is the classifier of layer l, without bias.
 Unshared, each layer has its own tables and an output bias (logits = h W^T + b; the reference's
@@ -42,7 +42,7 @@ def sample_layers(batch_size: int, num_quantizers: int, device=None,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw the layer to predict per sample: ``q = round((1 - cos(pi u / 2)) (Q - 2)) + 1``, u ~ U(0, 1).
 
-    Biased to low layers (spec 6.1 "small-biased" schedule); q is in 1..Q-1.
+    Biased to low layers (docs/design.md §6.1 "small-biased" schedule); q is in 1..Q-1.
 
     Returns:
         (B,) long.
@@ -57,7 +57,7 @@ def sample_layers(batch_size: int, num_quantizers: int, device=None,
 
 
 class ResidualTransformer(nn.Module):
-    """Text-conditioned transformer for the residual quantiser layers 1..Q-1 (spec 6.1).
+    """Text-conditioned transformer for the residual quantiser layers 1..Q-1 (docs/design.md §6.1).
 
     Args:
         config: :class:`~remomask.generation.config.ResidualTransformerConfig`.
@@ -265,7 +265,7 @@ class ResidualTransformer(nn.Module):
 
     def loss(self, ids: torch.Tensor, text: torch.Tensor | None, *, q=None,
              generator: torch.Generator | None = None, forward=None) -> LossOutput:
-        """Training loss: CE of layer q's true ids at the real positions (spec 6.1, 6.3).
+        """Training loss: CE of layer q's true ids at the real positions (docs/design.md §6.1, §6.3).
 
         Args:
             ids: (B, n, J', Q) long ground-truth ids of all layers, -1 at padding (``tokenizer.encode``).

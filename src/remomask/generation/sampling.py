@@ -1,19 +1,19 @@
-"""Batched, seeded sampling: iterative masked decoding of the base layer, then the residual layers (spec 6.4, 7).
+"""Batched, seeded sampling: iterative masked decoding of the base layer, then the residual layers (design §6.4, §7).
 
-Base layer (MoMask semantics, spec 7). For step i of S, tau = i / (S - 1) and r = cos(pi tau / 2):
+Base layer (MoMask semantics, docs/design.md §7). For step i of S, tau = i / (S - 1) and r = cos(pi tau / 2):
 
 1. re-mask the max(1, round(r L_b J')) lowest-confidence positions of sample b (L_b real rows). Positions
    kept at an earlier step hold confidence 1e5 and padding is never chosen, so only the tokens sampled in
    the previous step compete;
 2. logits with classifier-free guidance: ``uncond + s (cond - uncond)`` where the unconditional pass drops
-   text and retrieval (spec 5.5); optionally ``+ s_t (text_only - uncond) + s_r (retrieval_only - uncond)``;
+   text and retrieval (docs/design.md §5.5); optionally ``+ s_t (text_only - uncond) + s_r (retrieval_only - uncond)``;
 3. top-k filter, then sample with the temperature applied to the logits (categorical, or Gumbel-max);
    temperature 0 is argmax. (The public 2D code divides probabilities inside ``Categorical``, which cancels
    the temperature; here it acts.)
 4. write the samples at the re-masked positions; their confidence is the softmax probability of the sampled
    id under the unfiltered guided logits.
 
-Residual layers (spec 6.4): for q = 1..Q-1, guided logits (text vs. null text, scale 5), top-k, sample
+Residual layers (docs/design.md §6.4): for q = 1..Q-1, guided logits (text vs. null text, scale 5), top-k, sample
 (Gumbel by default). Padding stays -1 everywhere.
 
 Randomness comes only from the ``generator`` (or ``seed``) given, so a call is reproducible.
@@ -43,12 +43,12 @@ __all__ = [
     "generate_tokens",
 ]
 
-_KEEP = 1e5  # confidence of positions that must not be re-masked (spec 7)
+_KEEP = 1e5  # confidence of positions that must not be re-masked (docs/design.md §7)
 
 
 @dataclass
 class SamplingConfig:
-    """Sampling settings (spec 7, 6.4; defaults: README evaluation).
+    """Sampling settings (docs/design.md §7, §6.4; defaults: README evaluation).
 
     Attributes:
         steps: masked-decoding iterations (10).
@@ -100,7 +100,7 @@ def default_top_k(num_codes: int) -> int:
 def combine_guidance(uncond: torch.Tensor, cond: torch.Tensor | None = None, cond_scale: float = 1.0, *,
                      text_only: torch.Tensor | None = None, text_scale: float = 0.0,
                      retrieval_only: torch.Tensor | None = None, retrieval_scale: float = 0.0) -> torch.Tensor:
-    """Classifier-free guidance (spec 5.5): ``u + s (c - u) + s_t (t - u) + s_r (r - u)``.
+    """Classifier-free guidance (docs/design.md §5.5): ``u + s (c - u) + s_t (t - u) + s_r (r - u)``.
 
     Args:
         uncond: logits with text and retrieval dropped. cond: both on. text_only / retrieval_only: one on.
@@ -196,7 +196,7 @@ def _device(model) -> torch.device:
 @torch.no_grad()
 def guided_logits(model, ids: torch.Tensor, text, retrieval=None, *, cond_scale: float = 4.0, text_scale: float = 0.0,
                   retrieval_scale: float = 0.0) -> torch.Tensor:
-    """Guided base-layer logits of a :class:`~remomask.generation.mask_transformer.MaskTransformer` (spec 5.5).
+    """Guided base-layer logits of a :class:`~remomask.generation.mask_transformer.MaskTransformer` (design §5.5).
 
     The needed passes (both on / text only / retrieval only / both off) run as one batch.
 
@@ -249,7 +249,7 @@ def guided_logits(model, ids: torch.Tensor, text, retrieval=None, *, cond_scale:
 @torch.no_grad()
 def guided_residual_logits(model, ids: torch.Tensor, q: int, text, *, cond_scale: float = 5.0) -> torch.Tensor:
     """Guided logits of layer ``q`` from a :class:`~remomask.generation.residual_transformer.ResidualTransformer`:
-    ``uncond + s (cond - uncond)`` with the null text token as the unconditional pass (spec 6.4).
+    ``uncond + s (cond - uncond)`` with the null text token as the unconditional pass (docs/design.md §6.4).
 
     Returns:
         (B, n J', K) float32; -inf at the ids a column's codebook does not have (``config.column_codes``).
@@ -271,7 +271,7 @@ def generate_base(model, text, token_lengths, retrieval=None, *, steps: int = 10
                   text_scale: float = 0.0, retrieval_scale: float = 0.0, top_k: int | None = None,
                   temperature: float = 1.0, gumbel: bool = False, generator=None,
                   num_tokens: int | None = None) -> torch.Tensor:
-    """Iterative masked decoding of the base quantiser layer (spec 7).
+    """Iterative masked decoding of the base quantiser layer (docs/design.md §7).
 
     Args:
         model: :class:`~remomask.generation.mask_transformer.MaskTransformer` (set to eval mode during the call).
@@ -330,7 +330,7 @@ def generate_base(model, text, token_lengths, retrieval=None, *, steps: int = 10
 @torch.no_grad()
 def generate_residual(model, base_ids: torch.Tensor, text, *, cond_scale: float = 5.0, top_k: int | None = None,
                       temperature: float = 1.0, gumbel: bool = True, generator=None) -> torch.Tensor:
-    """Fill quantiser layers 1..Q-1 given the base layer (spec 6.4).
+    """Fill quantiser layers 1..Q-1 given the base layer (docs/design.md §6.4).
 
     Args:
         model: :class:`~remomask.generation.residual_transformer.ResidualTransformer` (eval mode during the call).
@@ -368,7 +368,7 @@ def generate_residual(model, base_ids: torch.Tensor, text, *, cond_scale: float 
 @torch.no_grad()
 def generate_tokens(mask_model, residual_model, text, token_lengths, retrieval=None, *,
                     config: SamplingConfig | None = None, generator=None) -> torch.Tensor:
-    """Base layer then residual layers: the token half of the generation cascade (spec 7).
+    """Base layer then residual layers: the token half of the generation cascade (docs/design.md §7).
 
     Args:
         mask_model: :class:`~remomask.generation.mask_transformer.MaskTransformer`.

@@ -1,8 +1,8 @@
-"""Training of the generation models (spec 5.4-5.7, 6.3, 7): masked transformer, residual transformer,
+"""Training of the generation models (docs/design.md §5.4-§5.7, §6.3, §7): masked transformer, residual transformer,
 length estimator. Single process or DDP under ``torchrun``.
 
 Per step, every process draws its own batch: ``batch_size`` samples of the train split with replacement,
-each with a random caption and crop (spec 2.4, :func:`~remomask.generation.data.draw_crop`); indices,
+each with a random caption and crop (docs/design.md §2.4, :func:`~remomask.generation.data.draw_crop`); indices,
 crops, masks and RAG-CFG gates come from generators seeded with ``(seed, rank, step)``, so a resumed run
 draws exactly what the uninterrupted one would have. Batches are cropped to their longest sample.
 
@@ -13,7 +13,7 @@ draws exactly what the uninterrupted one would have. Batches are cropped to thei
 - ``residual``: all-layer ids and the sentence embedding; loss :meth:`ResidualTransformer.loss`.
 - ``length``: the sentence embedding and the crop length; loss :meth:`LengthEstimator.loss`.
 
-Optimiser (spec 5.7, 6.3): AdamW (0.9, 0.99), weight decay 1e-5, linear warm-up
+Optimiser (docs/design.md §5.7, §6.3): AdamW (0.9, 0.99), weight decay 1e-5, linear warm-up
 ``lr * (it + 1) / (warmup + 1)``, then a step decay by ``gamma`` at each milestone. The length estimator
 uses Adam with gradient clipping 0.5 (MoMask's ``LengthEstTrainer``).
 
@@ -149,7 +149,7 @@ class GenerationTrainConfig:
 
 
 # paper: 64 crops per process; under `torchrun --nproc_per_node 8` that is the reference's 8 x 64 batch, and
-# 100k iterations are ~2000 epochs of HumanML3D's ~23k training samples (spec 5.7).
+# 100k iterations are ~2000 epochs of HumanML3D's ~23k training samples (docs/design.md §5.7).
 _PAPER_TRANSFORMER = dict(iterations=100_000, batch_size=64, lr=2e-4, warmup=2000, milestones=(1_000_000,),
                           gamma=0.1, weight_decay=1e-5, eval_every=2000, checkpoint_every=1000, log_every=50,
                           tokens="online")
@@ -161,13 +161,13 @@ _CPU_TRANSFORMER = dict(iterations=2000, batch_size=32, lr=6e-4, warmup=150, mil
                         weight_decay=1e-5, eval_every=250, checkpoint_every=125, log_every=25, tokens="cache")
 
 TRAIN_PRESETS: dict[str, dict[str, dict]] = {
-    # spec 5.7: AdamW (0.9, 0.99), wd 1e-5, lr 2e-4, warm-up 2k, batch 64 per GPU, effectively constant lr.
+    # docs/design.md §5.7: AdamW (0.9, 0.99), wd 1e-5, lr 2e-4, warm-up 2k, batch 64 per GPU, effectively constant lr.
     "mask": {"paper": dict(_PAPER_TRANSFORMER, out="runs/mask_transformer_paper"),
              "cpu": dict(_CPU_TRANSFORMER, out="runs/mask_transformer_cpu")},
-    # spec 6.3: the same optimiser and schedule as the masked transformer.
+    # docs/design.md §6.3: the same optimiser and schedule as the masked transformer.
     "residual": {"paper": dict(_PAPER_TRANSFORMER, out="runs/residual_transformer_paper"),
                  "cpu": dict(_CPU_TRANSFORMER, out="runs/residual_transformer_cpu")},
-    # spec 7: MoMask's LengthEstTrainer (CE on frames // 4, Adam 1e-4, grad clip 0.5). An MLP on cached
+    # docs/design.md §7: MoMask's LengthEstTrainer (CE on frames // 4, Adam 1e-4, grad clip 0.5). An MLP on cached
     # sentence embeddings: thousands of steps per minute on a CPU.
     "length": {"paper": dict(iterations=30_000, batch_size=64, lr=1e-4, warmup=0, milestones=(1_000_000,),
                              weight_decay=0.0, grad_clip=0.5, eval_every=1000, checkpoint_every=1000, log_every=100,
@@ -180,7 +180,7 @@ TRAIN_PRESETS: dict[str, dict[str, dict]] = {
 
 
 def learning_rate(cfg: GenerationTrainConfig, it: int) -> float:
-    """Learning rate at iteration ``it`` (0-based): linear warm-up, then multi-step decay (spec 5.7)."""
+    """Learning rate at iteration ``it`` (0-based): linear warm-up, then multi-step decay (docs/design.md §5.7)."""
     return _training.warmup_step_lr(cfg.lr, cfg.warmup, cfg.gamma, cfg.milestones, it)
 
 
@@ -402,7 +402,7 @@ class _Task:
                      "residual": "lowest cross-entropy of layers 1..Q-1 on the val split, given the true lower layers",
                      "length": "lowest token-length cross-entropy on the val split"}[cfg.kind]
         return {"dataset": f"{cfg.dataset} (`{Path(root).name}`), split `{cfg.train_split}`, {len(self.records)} "
-                           f"captioned samples, random crops (spec 2.4)",
+                           f"captioned samples, random crops (docs/design.md §2.4)",
                 "command": cfg.command, "preset": cfg.preset, "iterations": cfg.iterations,
                 "batch_size": cfg.batch_size * world, "seed": cfg.seed, "selected_step": step, "selection": selection,
                 "use_retrieval": bool(cfg.kind == "mask" and cfg.use_retrieval), **self.info,

@@ -14,7 +14,7 @@ CARD_TEMPLATE = Template("""\
 # remomask text-to-motion pipeline (ReMoMask)
 
 Retrieval-augmented masked text-to-motion generation, re-implemented from the ReMoMask paper \
-(spec sections 3-8): a 2D residual VQ-VAE tokenizer, a part-level retriever and its database, a \
+(docs/design.md §3-§8): a 2D residual VQ-VAE tokenizer, a part-level retriever and its database, a \
 masked transformer with SSTA and RAG classifier-free guidance, a residual transformer and a \
 length estimator. Output: HumanML3D features and 22 joints in metres at 20 fps, 2-9.8 s.
 
@@ -28,7 +28,7 @@ ${training}## Sampling defaults
 
 $steps decoding steps, cond_scale $cond_scale (base layer), $residual_cond_scale (residual layers), \
 top-k 10 % of the codes, temperature 1, categorical sampling for the base layer, Gumbel for the residual \
-layers (spec 7, 9).
+layers (docs/design.md §7, §9).
 
 ## Licence
 

@@ -1,6 +1,6 @@
 """Rendering of motions: matplotlib stick-figure videos (``.mp4``/``.gif``) and PNG strips.
 
-Spec section 8 (the ``plot_3d_motion`` outputs of the demo). See ``stick`` for the conventions
+docs/design.md §8 (the ``plot_3d_motion`` outputs of the demo). See ``stick`` for the conventions
 (camera, colours, floor) and ``video`` for the atomic ``.mp4``/``.gif`` writer.
 """
 

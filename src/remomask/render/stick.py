@@ -1,6 +1,6 @@
 """Matplotlib stick-figure rendering of motions, side by side, to ``.mp4``/``.gif`` or a PNG strip.
 
-Conventions follow the reference ``plot_3d_motion`` (spec section 8): a 3D stick figure drawn from
+Conventions follow the reference ``plot_3d_motion`` (docs/design.md §8): a 3D stick figure drawn from
 the skeleton's kinematic chains; the body kept in the middle of the view while an XZ ground plane
 and the root trajectory drawn on it slide underneath (the floor "follows the trajectory"); a floor
 square of side ``radius`` (about 3.3 m for a HumanML3D body: the reference's radius 4 was applied
@@ -10,7 +10,7 @@ coloured by body side, the caption is wrapped, the chains are painted far to nea
 is built once and only its line data change from frame to frame.
 
 Coordinates are HumanML3D's: metres, Y up, a clip's first frame facing +Z, and the person's left on
-+X (spec 2.1). The camera (``ELEV``, ``AZIM``, with matplotlib's ``vertical_axis="y"``) looks from
++X (docs/design.md §2.1). The camera (``ELEV``, ``AZIM``, with matplotlib's ``vertical_axis="y"``) looks from
 the person's right-front, slightly from above, so a motion that faces +Z faces the viewer's right.
 """
 
@@ -53,7 +53,7 @@ SIDE_COLOURS = {"left": "#0072B2", "right": "#D55E00", "centre": "#333333"}
 _FLOOR_COLOUR = "#e3e3e3"
 _GRID_COLOUR = "#bdbdbd"
 _TRAJ_COLOUR = "#009E73"
-_RADIUS_PER_HEIGHT = 2.0     # radius / (leg + spine): ~3.3 m; spec 8: radius 4 on data x 1.3
+_RADIUS_PER_HEIGHT = 2.0     # radius / (leg + spine): ~3.3 m; docs/design.md §8: radius 4 on data x 1.3
 _PANEL_INCHES = (4.8, 4.8)   # width, height of one panel; rounded to multiples of 16 px
 _TITLE_FONTSIZE = 10.0
 _TITLE_MAX_LINES = 3
@@ -80,7 +80,7 @@ def chain_sides(skeleton: str | Skeleton = "humanml3d") -> list[str]:
     """Side (``"left"``, ``"right"`` or ``"centre"``) of each kinematic chain of ``skeleton``.
 
     A chain takes the majority side of its joints after the first one (the first is the parent it
-    hangs from, e.g. spine3 for an arm). Joint sides come from the joint names (spec 2.1).
+    hangs from, e.g. spine3 for an arm). Joint sides come from the joint names (docs/design.md §2.1).
 
     Raises:
         ValueError: unknown skeleton, or a mirrored joint whose name starts with neither l nor r.
@@ -409,7 +409,7 @@ def render_motions(motions, out_path: str | os.PathLike, *, titles=None, fps: fl
                    skeleton: str | Skeleton = "humanml3d", radius: float | None = None,
                    frame_stride: int = 1, dpi: float = 80.0, elev: float = ELEV,
                    azim: float = AZIM) -> Path:
-    """Render one or several motions side by side as a stick-figure video (spec section 8).
+    """Render one or several motions side by side as a stick-figure video (docs/design.md §8).
 
     Args:
         motions: one motion or a list of motions; each is (T_i, J, 3) joint positions (metres,
@@ -422,7 +422,7 @@ def render_motions(motions, out_path: str | os.PathLike, *, titles=None, fps: fl
         fps: frame rate of the motions; None means the skeleton's (20 HumanML3D, 12.5 KIT).
         skeleton: ``"humanml3d"`` (22 joints) or ``"kit"`` (21 joints), or a ``Skeleton``.
         radius: side of the floor square drawn under the body, in data units; None derives it
-            from the body size: 2 x (leg + spine length), about 3.3 m for a HumanML3D body (spec 8
+            from the body size: 2 x (leg + spine length), about 3.3 m for a HumanML3D body (docs/design.md §8
             uses radius 4 on joints scaled by 1.3) and the same proportion for KIT's millimetres.
         frame_stride: draw every k-th frame; the video plays at ``fps / frame_stride`` so it stays
             real time.

@@ -1,4 +1,4 @@
-"""Part-level text-motion retriever with HBM learning, and the retrieval database (spec 4.1-4.7, 10.3).
+"""Part-level text-motion retriever with HBM learning, and the retrieval database (docs/design.md §4.1-§4.7, §10.3).
 
 Public API (imported lazily, so ``import remomask.retrieval`` stays light)::
 

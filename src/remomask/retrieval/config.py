@@ -1,9 +1,9 @@
-"""Configuration of the part-level retriever, its HBM loss and its training (spec 4.2, 4.4, 4.5).
+"""Configuration of the part-level retriever, its HBM loss and its training (docs/design.md §4.2, §4.4, §4.5).
 
 One dataclass, :class:`RetrieverConfig`, holds everything; the model, the loss and the trainer take it
 as their only configuration. Two presets:
 
-- ``paper``: the ECCV/journal retriever (spec 4.2, 4.4, 4.5): six 4-layer 512-wide part encoders,
+- ``paper``: the ECCV/journal retriever (docs/design.md §4.2, §4.4, §4.5): six 4-layer 512-wide part encoders,
   512-d embeddings, queue 65,536, momentum 0.999, batch 128, 200 epochs.
 - ``cpu``: the same model family shrunk to train on a shared 2-core CPU in a few hours: 128-wide, 2-layer
   part encoders over tokens of 4 frames (0.2 s), dropout only in the projection heads (random masks cost
@@ -29,7 +29,7 @@ __all__ = ["RetrieverConfig", "PRESETS", "load_config"]
 class RetrieverConfig:
     """Every setting of the retriever. Units: frames at 20 fps, learning rates per step.
 
-    Model (spec 4.2):
+    Model (docs/design.md §4.2):
         skeleton: ``"humanml3d"`` (263-d features, parts 7/50/50/60/60/60) or ``"kit"``.
         d_model, num_layers, num_heads, ff_size, dropout: each of the six part encoders (post-LN, GELU).
         attn_dropout: dropout on attention probabilities (0.1 in the reference; slow on CPUs).
@@ -42,7 +42,7 @@ class RetrieverConfig:
         max_motion_length: frames per sample (224); longer samples are cropped (a random window in
             training, the first window in evaluation).
 
-    HBM loss (spec 4.4):
+    HBM loss (docs/design.md §4.4):
         temperature: tau of InfoNCE on cosine similarities (0.07).
         momentum: EMA factor of the momentum encoders (0.999).
         queue_size: negatives kept per queue (text, instance motion, each part).
@@ -55,7 +55,7 @@ class RetrieverConfig:
             directions (left / right / forward / ...; :func:`remomask.retrieval.hbm.direction_code`), so
             mirror-image actions stay negatives of each other (remomask option; off = the TMR rule).
 
-    Training (spec 4.5):
+    Training (docs/design.md §4.5):
         dataset, train_split, val_split: data (``"embedded"`` or a HumanML3D-layout folder).
         batch_size (per process), epochs, lr_motion (part encoders), lr_text (trainable text layer),
         lr_heads (projection heads), weight_decay, grad_clip (0 = off), cosine_factor (CosineAnnealing

@@ -1,11 +1,11 @@
-"""The retrieval (RAG) database: stored text/motion embeddings searched with FAISS (spec 4.6, 4.7).
+"""The retrieval (RAG) database: stored text/motion embeddings searched with FAISS (docs/design.md §4.6, §4.7).
 
 One entry per (motion sample, caption) of a split (the train split by default): the L2-normalised motion
 embedding (E = 512), the L2-normalised text embedding of the caption, the caption, the entry id
 ``<sample key>_<caption index>``, the motion id (the file the sample comes from), the segment bounds in
 that file (frames at 20 fps) and the labels.
 
-Search (spec 4.7, with the remomask decision to exclude a sample's own motion at training time):
+Search (docs/design.md §4.7, with the remomask decision to exclude a sample's own motion at training time):
 inner product (= cosine) of the query embeddings with the stored motion embeddings (or text embeddings,
 ``target="text"``), walked in descending order, skipping entries whose motion id was already taken
 (de-duplication of captions and sub-clips of one motion) and excluded motion ids, until k are found.
@@ -89,7 +89,7 @@ class RetrievalHit:
 
 @dataclass
 class RetrievalResult:
-    """Batched search result for B queries and k slots (what the generator consumes, spec 4.7 re_dict).
+    """Batched search result for B queries and k slots (what the generator consumes, docs/design.md §4.7 re_dict).
 
     Attributes:
         motion_emb: (B, k, E) float32 stored motion embeddings of the hits (zeros in empty slots).
@@ -155,7 +155,7 @@ def _as_matrix(x, name: str, dim: int | None = None) -> np.ndarray:
 
 
 class RetrievalDatabase:
-    """Searchable store of (motion, caption) entries (spec 4.6, 4.7).
+    """Searchable store of (motion, caption) entries (docs/design.md §4.6, §4.7).
 
     Args:
         motion_emb, text_emb: (N, E) embeddings (tensors or arrays); normalised here (L2) if they are not.
@@ -271,7 +271,7 @@ class RetrievalDatabase:
     # -- search ------------------------------------------------------------------------------------------
     def search(self, queries, k: int = 1, *, exclude: Sequence | None = None, target: str = "motion",
                exclude_mirrors: bool = False) -> RetrievalResult:
-        """Top-k entries with distinct motion ids for each query embedding (spec 4.7).
+        """Top-k entries with distinct motion ids for each query embedding (docs/design.md §4.7).
 
         Args:
             queries: (B, E) or (E,) query embeddings (L2-normalised here), tensor or array.

@@ -1,4 +1,4 @@
-"""Encode dataset splits with a trained retriever: evaluation pools and the retrieval database (spec 4.6, 10.3).
+"""Encode dataset splits with a trained retriever: evaluation pools and the retrieval database (design §4.6, §10.3).
 
 Motions are taken from frame 0 and cropped to ``max_motion_length`` (224) frames, normalised with the
 statistics stored in the model, and padded only to the longest motion of each batch (the key-padding masks
@@ -21,7 +21,7 @@ __all__ = ["SplitEmbeddings", "load_records", "encode_motions", "encode_split", 
 
 @dataclass
 class SplitEmbeddings:
-    """Embeddings of an evaluation pool: one item per sample with its first caption (spec 10.3).
+    """Embeddings of an evaluation pool: one item per sample with its first caption (docs/design.md §10.3).
 
     Attributes:
         text, motion: (N, E) float32 L2-normalised. parts: (N, 6, E). sentence: (N, Dc) frozen
@@ -100,7 +100,7 @@ def _encode_texts(model: PartRetriever, texts: list[str], batch_size: int = 256)
 @torch.no_grad()
 def encode_split(model: PartRetriever, dataset: str = "embedded", split: str = "test", *,
                  batch_size: int = 64, progress: bool = False, records=None) -> SplitEmbeddings:
-    """Encode the evaluation pool of a split: every captioned sample with its first caption (spec 10.3).
+    """Encode the evaluation pool of a split: every captioned sample with its first caption (docs/design.md §10.3).
 
     Args:
         model: trained retriever (put in eval mode here and restored after).
@@ -128,7 +128,7 @@ def encode_split(model: PartRetriever, dataset: str = "embedded", split: str = "
 def build_database(model: PartRetriever, dataset: str = "embedded", split: str = "train", *,
                    index: str = "flat", index_params: dict | None = None, batch_size: int = 64,
                    min_length: int = 0, progress: bool = True) -> RetrievalDatabase:
-    """Build the retrieval database of a split (spec 4.6): one entry per (sample, caption).
+    """Build the retrieval database of a split (docs/design.md §4.6): one entry per (sample, caption).
 
     Args:
         model: trained retriever.

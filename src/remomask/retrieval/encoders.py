@@ -1,11 +1,11 @@
-"""Building blocks of the part-level retriever (spec 4.2).
+"""Building blocks of the part-level retriever (docs/design.md §4.2).
 
 - :class:`PartEncoder`: one body part's motion features (B, T, d_k) -> its CLS output (B, d_model).
 - :class:`PartMotionEncoder`: the six part encoders, no weight sharing -> (B, 6, d_model).
 - :class:`ProjectionHead`: ``LN(Linear(GELU(p)) + p)`` with ``p = Linear(x)``; the instance-motion and text heads.
 - :class:`TextTransformer`: the trainable transformer layer(s) over frozen token features, mean-pooled.
 
-Unlike the public code (spec 4.2 "No key-padding mask"), every attention here takes a key-padding mask,
+Unlike the public code (docs/design.md §4.2 "No key-padding mask"), every attention here takes a key-padding mask,
 so zero-padded frames and padded tokens never influence an output.
 """
 
@@ -31,7 +31,7 @@ def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
 
 
 class EncoderLayer(nn.Module):
-    """Post-LN transformer encoder layer with GELU (the layout of ``nn.TransformerEncoderLayer``, spec 4.2).
+    """Post-LN transformer encoder layer with GELU (the layout of ``nn.TransformerEncoderLayer``, docs/design.md §4.2).
 
     ``x = LN(x + Drop(Attn(x)))``; ``x = LN(x + Drop(W2 Drop(GELU(W1 x))))``. Attention is
     ``F.scaled_dot_product_attention`` with a boolean key mask and its own dropout ``attn_dropout``:
@@ -78,7 +78,7 @@ class Encoder(nn.Module):
 
 
 class PartEncoder(nn.Module):
-    """Transformer encoder of one body part with a CLS token (spec 4.2, one of six).
+    """Transformer encoder of one body part with a CLS token (docs/design.md §4.2, one of six).
 
     Steps: zero the padded frames; group ``frames_per_token`` consecutive frames into one token (1 = one
     frame per token, as the paper); Linear(frames_per_token * part_dim -> d_model); prepend a learned CLS
@@ -124,7 +124,7 @@ class PartEncoder(nn.Module):
 
 
 class PartMotionEncoder(nn.Module):
-    """Six independent part encoders (spec 4.2; Root, R_Leg, L_Leg, Backbone, R_Arm, L_Arm).
+    """Six independent part encoders (docs/design.md §4.2; Root, R_Leg, L_Leg, Backbone, R_Arm, L_Arm).
 
     ``forward(motion (B, T, D) normalised features, lengths (B,) frames) -> (B, 6, d_model)`` CLS outputs.
     Frames at or after ``lengths[b]`` are padding and do not affect the output.
@@ -160,7 +160,7 @@ class PartMotionEncoder(nn.Module):
 
 
 class ProjectionHead(nn.Module):
-    """Projection head (spec 4.2): ``p = Linear(x)``; ``out = LN(Dropout(Linear(GELU(p))) + p)``.
+    """Projection head (docs/design.md §4.2): ``p = Linear(x)``; ``out = LN(Dropout(Linear(GELU(p))) + p)``.
 
     Shapes: (..., in_dim) -> (..., out_dim).
     """
@@ -178,7 +178,7 @@ class ProjectionHead(nn.Module):
 
 
 class TextTransformer(nn.Module):
-    """Trainable transformer layer(s) over frozen token features, then a masked mean (spec 4.4, ECCV text).
+    """Trainable transformer layer(s) over frozen token features, then a masked mean (docs/design.md §4.4, ECCV text).
 
     ``forward(tokens (B, L, D), mask (B, L) True on real tokens) -> (B, D)``. With ``num_layers = 0`` it is
     the masked mean of the frozen features. Mean pooling matches how the frozen MiniLM pools (inferred:

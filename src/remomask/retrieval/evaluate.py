@@ -1,8 +1,8 @@
-"""Retrieval evaluation (spec 10.3) of a trained retriever, and the text-to-text baseline.
+"""Retrieval evaluation (docs/design.md §10.3) of a trained retriever, and the text-to-text baseline.
 
 Two protocols:
 
-- **pool** (spec 10.3): the whole split, one caption per sample; R@1, 2, 3, 5, 10 and MedR in both
+- **pool** (docs/design.md §10.3): the whole split, one caption per sample; R@1, 2, 3, 5, 10 and MedR in both
   directions with identical captions counting as correct, optionally in batches of 32; label
   precision@k of text-to-motion retrieval inside the pool.
 - **database**: every split caption queries the retrieval database (the train split), as the generator
@@ -62,7 +62,7 @@ def database_label_precision(db: RetrievalDatabase, queries, query_labels: Seque
 def evaluate_retriever(model: PartRetriever, dataset: str = "embedded", split: str = "test", *,
                        protocol: str = "full", batch_size: int = 32, seed: int = 0,
                        database: RetrievalDatabase | None = None, progress: bool = False) -> dict:
-    """Evaluate a retriever on a split (spec 10.3).
+    """Evaluate a retriever on a split (docs/design.md §10.3).
 
     Args:
         model: the trained retriever.

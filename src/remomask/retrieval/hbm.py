@@ -1,4 +1,4 @@
-"""Hierarchical Bidirectional Momentum (HBM) loss with false-negative filtering (spec 4.4).
+"""Hierarchical Bidirectional Momentum (HBM) loss with false-negative filtering (docs/design.md §4.4).
 
     L_HBM = (t->g + g->t) + lambda_P * (mean_k t->p_k + mean_k p_k->t)
 
@@ -19,7 +19,7 @@ close-caption negative is dropped only when both captions name the same directio
 left / right / both / forward / backward / sideways / clockwise / counterclockwise); identical captions
 and the same sample are always dropped.
 
-Deviations from the public code, on purpose: every vector is L2-normalised (spec 4.3 quirk); the momentum
+Deviations from the public code, on purpose: every vector is L2-normalised (docs/design.md §4.3 quirk); the momentum
 update runs once per training step, not in validation; queue entries not yet written are excluded rather
 than being random vectors; the momentum copies compute keys in eval mode (no dropout) (inferred choice).
 """
@@ -109,7 +109,7 @@ def false_negative_mask(query: BatchMeta, keys: BatchMeta, threshold: float,
 
 def info_nce(query: torch.Tensor, batch_keys: torch.Tensor, queue: torch.Tensor | None,
              drop: torch.Tensor | None, temperature: float) -> torch.Tensor:
-    """Mean InfoNCE with the positive of query i at key column i (spec 4.4).
+    """Mean InfoNCE with the positive of query i at key column i (docs/design.md §4.4).
 
     Args:
         query: (B, E) L2-normalised queries.
@@ -133,7 +133,7 @@ def info_nce(query: torch.Tensor, batch_keys: torch.Tensor, queue: torch.Tensor 
 
 @torch.no_grad()
 def momentum_update(online: nn.Module, momentum: nn.Module, m: float) -> None:
-    """EMA of parameters: ``theta_m <- m * theta_m + (1 - m) * theta`` (spec 4.2, 4.4). Buffers are copied."""
+    """EMA of parameters: ``theta_m <- m * theta_m + (1 - m) * theta`` (design §4.2, §4.4). Buffers are copied."""
     p_m = [p for p in momentum.parameters()]
     p_o = [p.detach() for p in online.parameters()]
     if len(p_m) != len(p_o):
@@ -153,7 +153,7 @@ def _gather(x: torch.Tensor) -> torch.Tensor:
 
 
 class NegativeQueue(nn.Module):
-    """FIFO queues of momentum keys with their filtering metadata (spec 4.2 "Queues", 4.4).
+    """FIFO queues of momentum keys with their filtering metadata (docs/design.md §4.2 "Queues", 4.4).
 
     Buffers (K = size, E = embed dim, P = parts, Dc = caption-embedding dim):
         text (K, E), motion (K, E), parts (P, K, E), caption_ids (K,), sample_ids (K,), caption_emb (K, Dc),
@@ -209,7 +209,7 @@ class NegativeQueue(nn.Module):
 
 
 class HBMLoss(nn.Module):
-    """The HBM objective with its switches (spec 4.4; remomask decisions table).
+    """The HBM objective with its switches (docs/design.md §4.4; decisions table of docs/design.md §0.3).
 
     Args:
         config: :class:`RetrieverConfig` (temperature, part_loss, part_weight, use_queue, queue_size,

@@ -1,6 +1,6 @@
-"""Retrieval metrics (spec 10.3): R@k and MedR in both directions, and label precision@k.
+"""Retrieval metrics (docs/design.md §10.3): R@k and MedR in both directions, and label precision@k.
 
-Protocol (spec 10.3): one caption per item, similarity = cosine of L2-normalised embeddings, and every
+Protocol (docs/design.md §10.3): one caption per item, similarity = cosine of L2-normalised embeddings, and every
 item whose caption string is *identical* to the query's counts as a correct match; the best-ranked one
 decides the rank. Ties are broken in the query's favour: the rank of a query is the number of items
 scoring strictly higher than its best correct item (0 = first). R@k is the percentage of queries with
@@ -107,7 +107,7 @@ def label_precision(sim, query_labels: Sequence[Hashable], item_labels: Sequence
 
 def retrieval_metrics(text_emb, motion_emb, captions: Sequence[str], labels: Sequence[dict] | None = None,
                       *, ks: Sequence[int] = RECALL_KS, label_ks: Sequence[int] = LABEL_KS) -> dict:
-    """Full-pool retrieval metrics of N paired (text, motion) embeddings (spec 10.3).
+    """Full-pool retrieval metrics of N paired (text, motion) embeddings (docs/design.md §10.3).
 
     Args:
         text_emb, motion_emb: (N, E) L2-normalised embeddings; row i of both is one item.

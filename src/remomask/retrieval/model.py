@@ -1,4 +1,4 @@
-"""The part-level text-motion retriever (spec 4.2, ECCV HBM version of 4.4).
+"""The part-level text-motion retriever (docs/design.md §4.2, ECCV HBM version of 4.4).
 
 Motion side: six part encoders -> concatenated CLS states (6 * d_model) -> instance projection head ->
 L2-normalised instance embedding g (512). Each part's CLS state also gives a part embedding p_k (raw CLS
@@ -40,7 +40,7 @@ class RetrieverLoadError(RemomaskError, RuntimeError):
 
 
 class RetrieverOutput(NamedTuple):
-    """L2-normalised embeddings of one batch (spec 4.4 notation).
+    """L2-normalised embeddings of one batch (docs/design.md §4.4 notation).
 
     Attributes:
         text: (B, E) t_i. motion: (B, E) instance motion embedding g_i. parts: (B, 6, E) p_{i,k}.
@@ -52,7 +52,7 @@ class RetrieverOutput(NamedTuple):
 
 
 class PartRetriever(nn.Module):
-    """Part-level text-motion retriever (spec 4.2).
+    """Part-level text-motion retriever (docs/design.md §4.2).
 
     Args:
         config: :class:`RetrieverConfig` (sizes, skeleton, text encoder name).
@@ -225,7 +225,7 @@ def model_card(model: PartRetriever, *, training: dict | None = None, metrics: d
         "# remomask part-level text-motion retriever",
         "",
         "Part-level contrastive text-motion retriever trained with Hierarchical Bidirectional Momentum (HBM) "
-        "learning, re-implemented from the ReMoMask paper (spec sections 4.2-4.4).",
+        "learning, re-implemented from the ReMoMask paper (docs/design.md §4.2-§4.4).",
         "",
         "## Model",
         f"- six part encoders (Root, R_Leg, L_Leg, Backbone, R_Arm, L_Arm): {c.num_layers} layers, width "

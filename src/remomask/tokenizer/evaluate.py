@@ -1,4 +1,4 @@
-"""Reconstruction metrics of a trained tokenizer on whole clips of a split (issue 4, spec 3).
+"""Reconstruction metrics of a trained tokenizer on whole clips of a split (issue 4, docs/design.md §3).
 
 For every clip (un-normalised (T, D) features): normalise with the model's statistics, encode, decode with
 the first q = 1..Q quantiser layers, de-normalise, recover joints (``joints_from_features``) and compare
@@ -15,7 +15,7 @@ Metrics (JSON-ready dict from :func:`evaluate_model`):
 - ``codebooks``: per branch, per layer: ``used`` codes, ``usage`` (fraction of the codebook) and
   ``perplexity`` (exp of the entropy of the code histogram) of the split's tokens.
 
-Reconstruction FID (spec 10.2, eval_vq; issue 6) is computed by :func:`reconstruction_fid` with the
+Reconstruction FID (docs/design.md §10.2, eval_vq; issue 6) is computed by :func:`reconstruction_fid` with the
 bundled T2M evaluator: the protocol's evaluation loader (captioned samples, 40 <= T < 200, random crops to
 multiples of 4) is encoded and decoded at full depth and scored with
 :func:`remomask.evaluation.protocol.evaluate_reconstruction`, ``repeats`` passes, mean ± CI95.
@@ -148,7 +148,7 @@ def evaluate_model(model, records: Sequence, *, depths: Sequence[int] | None = N
 
 
 def make_reconstructor(model, num_layers: int | None = None):
-    """A ``reconstruct(features, lengths)`` function of a tokenizer for the evaluation protocol (spec 10.2).
+    """A ``reconstruct(features, lengths)`` function of a tokenizer for the evaluation protocol (docs/design.md §10.2).
 
     Args:
         model: :class:`~remomask.tokenizer.model.MotionTokenizer` (put in eval mode here).
@@ -191,7 +191,7 @@ def make_reconstructor(model, num_layers: int | None = None):
 
 def reconstruction_fid(model, *, dataset: str = "embedded", split: str = "test", repeats: int = FID_REPEATS,
                        seed: int | None = None, evaluator=None, layout=None, progress: bool = False) -> dict:
-    """Reconstruction FID of a tokenizer with the T2M evaluator (spec 10.2 eval_vq; issue 6).
+    """Reconstruction FID of a tokenizer with the T2M evaluator (docs/design.md §10.2 eval_vq; issue 6).
 
     Runs :func:`remomask.evaluation.protocol.evaluate_reconstruction` with :func:`make_reconstructor`
     (full depth) on the protocol's evaluation loader of ``split``: captioned samples with

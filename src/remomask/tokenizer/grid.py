@@ -1,7 +1,7 @@
-"""The 2D motion grid: 263-d (251-d) features <-> a (T, J', 12) per-joint tensor (spec 3.1).
+"""The 2D motion grid: 263-d (251-d) features <-> a (T, J', 12) per-joint tensor (docs/design.md §3.1).
 
 Each joint row holds 12 channels. Joints 1..J-1: ``ric`` position (0:3), ``cont6d`` rotation (3:9),
-local velocity (9:12). The root row (joint 0) has no ric/cont6d; remomask's default (spec "Decisions",
+local velocity (9:12). The root row (joint 0) has no ric/cont6d; remomask's default (docs/design.md §0.3 "Decisions",
 tokenizer row) fills it with the root data (dims 0:4 -> channels 0:4) and the four foot contacts
 (dims 259:263 -> channels 4:8); channel 8 stays zero and channels 9:12 are the root's local velocity.
 So one 2D branch carries the whole feature vector and :func:`from_grid` inverts :func:`to_grid` exactly.
@@ -21,7 +21,7 @@ import torch
 __all__ = ["GRID_CHANNELS", "GridLayout", "grid_layout", "to_grid", "from_grid"]
 
 GRID_CHANNELS = 12
-"""Channels per joint row: ric 3 + cont6d 6 + local velocity 3 (spec 3.1)."""
+"""Channels per joint row: ric 3 + cont6d 6 + local velocity 3 (docs/design.md §3.1)."""
 
 _MULTIPLE = 4  # two stride-2 down-samplings of the joint axis
 
@@ -78,7 +78,7 @@ def _slices(j: int) -> tuple[slice, slice, slice, slice]:
 
 
 def to_grid(motion: torch.Tensor) -> torch.Tensor:
-    """Features (..., T, D) -> padded per-joint grid (..., T, J', 12) (spec 3.1, remomask root row).
+    """Features (..., T, D) -> padded per-joint grid (..., T, J', 12) (docs/design.md §3.1, remomask root row).
 
     Args:
         motion: (..., T, D) tensor, D = 263 or 251, normalised or not (the map is linear and lossless).

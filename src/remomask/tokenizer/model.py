@@ -1,4 +1,4 @@
-"""The 2D residual VQ-VAE motion tokenizer (spec 3.1-3.3).
+"""The 2D residual VQ-VAE motion tokenizer (docs/design.md §3.1-§3.3).
 
 Data flow of the 2D branch (shapes for T frames, J' = 24 padded joints, C = code_dim)::
 
@@ -61,7 +61,7 @@ class TokenizerOutput:
 
 
 class MotionTokenizer(nn.Module):
-    """2D residual VQ-VAE (spec 3.2, 3.3), the dual 1D + 2D branch (default) or a single 2D one.
+    """2D residual VQ-VAE (docs/design.md §3.2, §3.3), the dual 1D + 2D branch (default) or a single 2D one.
 
     Args:
         config: :class:`TokenizerConfig`.
@@ -84,7 +84,7 @@ class MotionTokenizer(nn.Module):
                                     dropout_prob=config.quantizer_dropout,
                                     sample_temperature=config.sample_temperature)
         cols = self.grid.columns
-        self.merge = nn.Linear(cols * c, cols * c)  # cross-column merge (spec 3.2)
+        self.merge = nn.Linear(cols * c, cols * c)  # cross-column merge (docs/design.md §3.2)
         if "1d" in config.branches:
             d, c1 = config.feature_dim, config.code_dim_1d
             self.encoder_1d = Encoder(1, d, w, c1, **args)

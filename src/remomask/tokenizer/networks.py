@@ -1,4 +1,4 @@
-"""Convolutional encoders and decoders of the tokenizer (spec 3.2).
+"""Convolutional encoders and decoders of the tokenizer (docs/design.md §3.2).
 
 2D: input (B, 12, T, J') with time as height and padded joints as width; two stride-2 4x4 convs give
 (B, code_dim, T/4, J'/4). 1D (optional dual branch): (B, D, T) -> (B, code_dim_1d, T/4). Residual blocks
@@ -33,7 +33,7 @@ class ResBlock(nn.Module):
 
 
 class ResStack(nn.Sequential):
-    """``depth`` :class:`ResBlock` with dilations growth**(depth-1), ..., growth**0 (spec 3.2)."""
+    """``depth`` :class:`ResBlock` with dilations growth**(depth-1), ..., growth**0 (docs/design.md §3.2)."""
 
     def __init__(self, ndim: int, channels: int, depth: int, growth: int, dropout: float) -> None:
         super().__init__(*(ResBlock(ndim, channels, growth ** k, dropout) for k in reversed(range(depth))))
@@ -42,7 +42,7 @@ class ResStack(nn.Sequential):
 class Encoder(nn.Sequential):
     """(B, in_ch, T, J') -> (B, out_ch, T/4, J'/4) in 2D, (B, in_ch, T) -> (B, out_ch, T/4) in 1D.
 
-    Conv3 -> ReLU, then 2 x [Conv4 stride 2 -> ResStack], then Conv3 to ``out_ch`` (spec 3.2).
+    Conv3 -> ReLU, then 2 x [Conv4 stride 2 -> ResStack], then Conv3 to ``out_ch`` (docs/design.md §3.2).
     """
 
     def __init__(self, ndim: int, in_ch: int, width: int, out_ch: int, depth: int, growth: int,
@@ -59,7 +59,7 @@ class Decoder(nn.Sequential):
     """(B, in_ch, T/4, J'/4) -> (B, out_ch, T, J') in 2D (1D: (B, in_ch, T/4) -> (B, out_ch, T)).
 
     Conv3 -> ReLU, then 2 x [ResStack -> nearest Upsample x2 -> Conv3], then Conv3 -> ReLU -> Conv3
-    (spec 3.2).
+    (docs/design.md §3.2).
     """
 
     def __init__(self, ndim: int, in_ch: int, width: int, out_ch: int, depth: int, growth: int,

@@ -5,7 +5,7 @@ Layout of a folder written by :func:`save_pretrained`::
     config.json        {"format": "remomask-tokenizer", "version": 1, "config": {...}, "card": {...}}
     model.safetensors  every parameter and buffer, including "mean"/"std" (D,) and the codebooks
     mean.npy, std.npy  the (D,) normalisation statistics, for the data loaders of later stages
-    README.md          model card: data, training, normalisation decision (spec 15.3), metrics, licence
+    README.md          model card: data, training, normalisation decision (docs/design.md §15.3), metrics, licence
 
 Every file is written to a temporary name in the folder and renamed into place.
 """
@@ -27,7 +27,7 @@ FORMAT = "remomask-tokenizer"
 VERSION = 1
 
 NORMALISATION_NOTE = (
-    "Normalisation (spec 2.3, open question 15.3). The model works on features normalised with its own "
+    "Normalisation (docs/design.md §2.3, open question §15.3). The model works on features normalised with its own "
     "`mean.npy`/`std.npy`: the training dataset's Mean/Std (HumanML3D group-wise std), with the std of the "
     "root dims 0:4 and of the foot contacts 259:263 divided by `feat_bias` = {feat_bias:g} exactly once "
     "(the reference code divides twice, by 25, through an in-place edit of a shared array; we take the "
@@ -60,7 +60,7 @@ def model_card(config: TokenizerConfig, card: dict | None = None) -> str:
     ``dataset``, ``command``, ``iterations``, ``metrics`` (dict: split -> {name: value}), ``notes``."""
     card = card or {}
     lines = ["# remomask motion tokenizer (2D residual VQ-VAE)", "",
-             "A ReMoMask-style 2D residual VQ-VAE (spec 3.1-3.4) trained by `remomask train tokenizer`.", "",
+             "A ReMoMask-style 2D residual VQ-VAE (design §3.1-§3.4) trained by `remomask train tokenizer`.", "",
              "## Architecture", "",
              f"- branches: {', '.join(config.branches)}; the 2D grid root row carries the root data and foot contacts"
              + ("; the 1D branch encodes the whole feature vector and the two reconstructions are fused"

@@ -1,9 +1,9 @@
-"""Residual vector quantiser with EMA codebooks and dead-code reset (spec 3.3, MoMask ``QuantizeEMAReset``).
+"""Residual vector quantiser with EMA codebooks and dead-code reset (docs/design.md §3.3, MoMask ``QuantizeEMAReset``).
 
 Written here rather than taken from ``vector-quantize-pytorch`` (1.32.0): that library's EMA codebook
 uses Laplace-smoothed cluster sizes, replaces dead codes by a threshold on the EMA count with samples
 drawn per call, initialises by k-means or at random and draws quantiser dropout per call with its own
-rules; reproducing spec 3.3 exactly (first-batch initialisation with tiling noise, Gumbel assignment at
+rules; reproducing docs/design.md §3.3 exactly (first-batch initialisation with tiling noise, Gumbel assignment at
 temperature 0.5 during training, reset of every code whose EMA count falls below 1 to random current
 vectors, dropout of all layers above a uniform layer index) would need most of it overridden.
 
@@ -41,7 +41,7 @@ def _broadcast(t: torch.Tensor) -> torch.Tensor:
 
 
 class QuantizeEMAReset(nn.Module):
-    """One codebook of ``num_codes`` vectors of ``dim``, updated by EMA, dead codes reset (spec 3.3).
+    """One codebook of ``num_codes`` vectors of ``dim``, updated by EMA, dead codes reset (docs/design.md §3.3).
 
     The codebook is a buffer, not a parameter. It is initialised from the first training batch (tiled
     with noise of std ``0.01 / sqrt(dim)`` when the batch has fewer vectors than codes). Training:
@@ -65,7 +65,7 @@ class QuantizeEMAReset(nn.Module):
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
 
     def _tile(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, d) -> (>= K, d): repeat with small noise when N < K (spec 3.3)."""
+        """(N, d) -> (>= K, d): repeat with small noise when N < K (docs/design.md §3.3)."""
         n = x.shape[0]
         if n >= self.num_codes:
             return x
@@ -102,7 +102,7 @@ class QuantizeEMAReset(nn.Module):
         return logits.argmax(-1)
 
     def lookup(self, idx: torch.Tensor) -> torch.Tensor:
-        """Codes for indices (...,) long -> (..., d); index -1 gives a zero vector (spec 3.3)."""
+        """Codes for indices (...,) long -> (..., d); index -1 gives a zero vector (docs/design.md §3.3)."""
         valid = idx >= 0
         out = F.embedding(idx.clamp_min(0), self.codebook)
         return out * valid[..., None].to(out.dtype)
@@ -162,7 +162,7 @@ class RVQOutput:
 
 
 class ResidualVQ(nn.Module):
-    """``num_layers`` :class:`QuantizeEMAReset` layers applied to successive residuals (spec 3.3).
+    """``num_layers`` :class:`QuantizeEMAReset` layers applied to successive residuals (docs/design.md §3.3).
 
     ``residual <- residual - sg(q_i)``, output ``sum_i q_i``. Quantiser dropout (training only): with
     probability ``dropout_prob`` draw s uniform in {0..Q-1} and skip every layer with index > s (their

@@ -1,6 +1,6 @@
-"""Training of the motion tokenizer (spec 3.4), single process or DDP under ``torchrun``.
+"""Training of the motion tokenizer (docs/design.md §3.4), single process or DDP under ``torchrun``.
 
-Loss per reconstruction x_hat of a normalised window x (spec 3.4)::
+Loss per reconstruction x_hat of a normalised window x (docs/design.md §3.4)::
 
     SmoothL1(x_hat, x) + 0.5 * SmoothL1(x_hat[ric], x[ric]) + 0.02 * commitment
 
@@ -48,7 +48,7 @@ class TrainConfig:
         preset: model preset (``cpu`` / ``paper``); model_overrides: TokenizerConfig fields to change.
         branches: ``["1d", "2d"]`` (default) or ``["2d"]``.
         iterations, batch_size (per process), lr, warmup (iterations), milestones (iterations), gamma,
-        weight_decay: optimisation (spec 3.4).
+        weight_decay: optimisation (docs/design.md §3.4).
         pos_weight (0.5), commit_weight (0.02): loss weights.
         seed: seeds model init, batches (per rank) and sampling.
         eval_every, log_every, checkpoint_every: iterations. val_split: model-selection split.
@@ -103,7 +103,7 @@ class TrainConfig:
 
 
 TRAIN_PRESETS: dict[str, dict] = {
-    # The README run of the reference code (spec 3.4): batch 256, warm-up 2k, milestones 150k/250k.
+    # The README run of the reference code (docs/design.md §3.4): batch 256, warm-up 2k, milestones 150k/250k.
     "paper": dict(iterations=300_000, batch_size=256, lr=2e-4, warmup=2000, milestones=(150_000, 250_000),
                   eval_every=5000, checkpoint_every=1000),
     # About an hour on an idle 2-core CPU (benchmarks/bench_tokenizer.py measures it/s); with so few
@@ -114,7 +114,7 @@ TRAIN_PRESETS: dict[str, dict] = {
 
 
 def tokenizer_stats(mean: np.ndarray, std: np.ndarray, feat_bias: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
-    """The tokenizer's statistics from a dataset's Mean/Std (spec 2.3, decision for 15.3).
+    """The tokenizer's statistics from a dataset's Mean/Std (docs/design.md §2.3, decision for 15.3).
 
     The std of the root dims (0:4) and foot contacts (last 4) is divided by ``feat_bias`` once (not
     twice, as the reference's in-place edit does). Returns new (D,) float32 arrays.
@@ -128,7 +128,7 @@ def tokenizer_stats(mean: np.ndarray, std: np.ndarray, feat_bias: float = 5.0) -
 
 def tokenizer_loss(out, target: torch.Tensor, ric: slice, pos_weight: float = 0.5,
                    commit_weight: float = 0.02) -> tuple[torch.Tensor, dict]:
-    """Spec 3.4 loss of a :class:`~remomask.tokenizer.model.TokenizerOutput` against (B, T, D) target.
+    """docs/design.md §3.4 loss of a :class:`~remomask.tokenizer.model.TokenizerOutput` against (B, T, D) target.
 
     Returns ``(loss, parts)`` with float parts ``recon``, ``pos``, ``commit`` for logging.
     """
@@ -141,7 +141,7 @@ def tokenizer_loss(out, target: torch.Tensor, ric: slice, pos_weight: float = 0.
 
 
 def learning_rate(cfg: TrainConfig, it: int) -> float:
-    """Learning rate at iteration ``it`` (0-based): linear warm-up, then multi-step decay (spec 3.4)."""
+    """Learning rate at iteration ``it`` (0-based): linear warm-up, then multi-step decay (docs/design.md §3.4)."""
     return _training.warmup_step_lr(cfg.lr, cfg.warmup, cfg.gamma, cfg.milestones, it)
 
 
@@ -151,7 +151,7 @@ def training_windows(layout, mean, std, window_size: int, short_clips: str = "ho
     Args:
         layout: :class:`~remomask.data.layout.MotionLayout` of the train split loaded without a minimum
             length (``min_length=0, max_length=None, require_captions=False, subclips=False``).
-        mean, std: (D,) tokenizer statistics (spec 2.3). window_size: frames (64).
+        mean, std: (D,) tokenizer statistics (docs/design.md §2.3). window_size: frames (64).
         short_clips: ``"hold"`` or ``"drop"`` (:class:`TrainConfig`).
 
     Raises:

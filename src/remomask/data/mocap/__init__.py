@@ -1,6 +1,6 @@
 """Mocap import: BVH (Bandai-Namco, CMU) and ASF/AMC (CMU, HDM05) -> 22 HumanML3D joints.
 
-``import_mocap(path)`` gives (T, 22, 3) float32 joints in metres, Y-up, at 20 fps (spec 2.1, 2.2).
+``import_mocap(path)`` gives (T, 22, 3) float32 joints in metres, Y-up, at 20 fps (docs/design.md §2.1, §2.2).
 Modules: ``bvh`` (BVH reader, forward kinematics, resampling), ``asf_amc`` (ASF/AMC reader),
 ``mapping`` (joint tables per source skeleton, including the 22-joint skeleton of remomask's own
 BVH export), ``importer`` (the one-call import). Motion files in general (``.npy`` / ``.npz`` /

@@ -4,7 +4,7 @@ A :class:`SkeletonMotion` holds what every mocap format reduces to: a joint tree
 rotations and per-frame local translations. :func:`forward_kinematics` turns it into world joint
 positions, looping over joints and vectorised over frames. :meth:`SkeletonMotion.resample` changes
 the frame rate in rotation space, so bone lengths stay exactly those of the source (the importer
-uses this for the 30 -> 20 fps Bandai-Namco conversion, spec 2.2: HumanML3D is 20 fps).
+uses this for the 30 -> 20 fps Bandai-Namco conversion, docs/design.md §2.2: HumanML3D is 20 fps).
 
 BVH semantics followed here (Biovision, as written by the Bandai-Namco and CMU exports):
 
@@ -159,7 +159,7 @@ class SkeletonMotion:
         before the last source frame). When ``self.fps / fps`` is an integer the frames are
         subsampled; otherwise local rotations are slerped and translations interpolated
         linearly between the two neighbouring source frames, so that forward kinematics on the
-        result keeps every bone length of the source (spec 2.2: HumanML3D is 20 fps).
+        result keeps every bone length of the source (docs/design.md §2.2: HumanML3D is 20 fps).
 
         Raises:
             ValueError: ``fps`` is not positive.

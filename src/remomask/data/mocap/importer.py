@@ -1,4 +1,4 @@
-"""One call from a mocap file to 22 HumanML3D joints in metres, Y-up, at 20 fps (spec 2.1, 2.2).
+"""One call from a mocap file to 22 HumanML3D joints in metres, Y-up, at 20 fps (docs/design.md §2.1, §2.2).
 
 ``import_mocap`` reads a BVH (Bandai-Namco or CMU) or an AMC with its ASF (CMU, HDM05), runs
 forward kinematics, maps the skeleton to the 22 SMPL-order joints (``mapping.py``), converts to
@@ -15,7 +15,7 @@ Some CMU BVH conversions (01_01.bvh) begin with a T-pose frame before the captur
 
 Output frame ``k`` is the pose at ``k / target_fps`` seconds; a clip of T source frames at f fps
 gives ``floor((T - 1) * target_fps / f) + 1`` frames. Positions are world coordinates of the
-capture (no floor, facing or origin normalisation: the feature pipeline does that, spec 2.1).
+capture (no floor, facing or origin normalisation: the feature pipeline does that, docs/design.md §2.1).
 """
 
 from __future__ import annotations

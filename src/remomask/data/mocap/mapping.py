@@ -1,4 +1,4 @@
-"""Joint tables from each mocap skeleton to the 22 HumanML3D (SMPL-order) joints (spec 2.1).
+"""Joint tables from each mocap skeleton to the 22 HumanML3D (SMPL-order) joints (docs/design.md §2.1).
 
 Each target joint is a weighted sum of source joint positions (weights sum to 1): most are one
 source joint, a few are synthesised by interpolation where the source has no counterpart. The
