@@ -326,3 +326,20 @@ def test_generate_bad_input_is_one_line_exit_2(args, message, pipe_dir, tmp_path
     assert res.exit_code == 2, res.output
     assert message in res.output and len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
     assert not (tmp_path / "o" / "result.json").exists()
+
+
+def test_column_code_ranges_must_match_the_tokenizer(pipe):
+    """A generator whose per-column code ranges differ from its tokenizer's (issue 20's dual-tokenizer masks)
+    is refused when the pipeline is put together, not at decode time."""
+    import copy
+
+    from remomask import ReMoMaskPipeline
+    from remomask.generation.conditions import column_codes_of
+
+    assert column_codes_of(pipe.tokenizer) is None  # one range: nothing to restrict
+    mask = copy.deepcopy(pipe.mask_transformer)
+    cols = mask.config.num_columns
+    object.__setattr__(mask.config, "column_codes", (mask.config.num_codes,) * (cols - 1) + (1,))
+    with pytest.raises(ValueError, match="code ranges.*different runs"):
+        ReMoMaskPipeline(pipe.tokenizer, mask, pipe.residual_transformer, retriever=pipe.retriever,
+                         database=pipe.database)

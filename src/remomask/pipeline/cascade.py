@@ -79,6 +79,19 @@ class ReMoMaskPipeline:
         if (mc.num_codes, mc.num_columns) != (codes, tok.num_columns):
             raise ValueError(f"the masked transformer predicts {mc.num_codes} codes x {mc.num_columns} columns but "
                              f"the tokenizer has {codes} x {tok.num_columns}; they come from different runs")
+        from ..generation.conditions import column_codes_of
+
+        want_columns = column_codes_of(tok)
+        models = [("masked transformer", mc)]
+        if self.residual_transformer is not None:
+            models.append(("residual transformer", self.residual_transformer.config))
+        for name, cfg in models:
+            have = getattr(cfg, "column_codes", None)
+            have = tuple(have) if have is not None else None
+            if have != want_columns:
+                raise ValueError(f"the {name} restricts its token columns to {have or 'no'} code ranges but the "
+                                 f"tokenizer's columns have {want_columns or 'one range of ' + str(codes)} codes; "
+                                 "they come from different runs (docs/generation.md, \"Token columns\")")
         dim = int(self.text_encoder.dim)
         parts = [("masked transformer", mc.text_dim)]
         if self.residual_transformer is not None:
