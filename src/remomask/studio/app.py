@@ -136,33 +136,22 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
     async def health(request: Request) -> Response:
         return JSONResponse(studio.health(), headers={"Cache-Control": "no-store"})
 
-    async def generate(request: Request) -> Response:
-        try:
-            checked = check_generate(await _json_body(request))
-        except RequestError as exc:
-            return _error(str(exc), exc.status)
-        return await run(studio.generate, checked)
+    def checked_route(check, work, spread: bool = False):
+        """A POST handler: ``check`` the JSON body (one-line 4xx on a bad request), then run ``work`` on it."""
 
-    async def compose(request: Request) -> Response:
-        try:
-            checked = check_compose(await _json_body(request))
-        except RequestError as exc:
-            return _error(str(exc), exc.status)
-        return await run(studio.compose, checked)
+        async def handler(request: Request) -> Response:
+            try:
+                checked = check(await _json_body(request))
+            except RequestError as exc:
+                return _error(str(exc), exc.status)
+            return await (run(work, *checked) if spread else run(work, checked))
 
-    async def edit(request: Request) -> Response:
-        try:
-            checked = check_edit(await _json_body(request))
-        except RequestError as exc:
-            return _error(str(exc), exc.status)
-        return await run(studio.edit, checked)
+        return handler
 
-    async def retrieve(request: Request) -> Response:
-        try:
-            text, k = check_retrieve(await _json_body(request))
-        except RequestError as exc:
-            return _error(str(exc), exc.status)
-        return await run(studio.retrieve, text, k)
+    generate = checked_route(check_generate, studio.generate)
+    compose = checked_route(check_compose, studio.compose)
+    edit = checked_route(check_edit, studio.edit)
+    retrieve = checked_route(check_retrieve, studio.retrieve, spread=True)
 
     async def entry(request: Request) -> Response:
         return await run(studio.entry, request.path_params["entry_id"])
