@@ -14,20 +14,13 @@ from click.testing import CliRunner
 
 from remomask.cli import main
 from remomask.errors import UsageError
+from test_editing import pipe, source  # noqa: F401  (the bundled pipeline and clip 000110, shared)
 
 SOURCE, OTHER = "000110", "000122"
 TOL_M = 0.0
 """Keyframe tolerance (metres): the keyframe frame is spliced, not generated (keyframes.py, step 2)."""
 
 
-@pytest.fixture(scope="module")
-def pipe(bundled_pipe):
-    return bundled_pipe
-
-
-@pytest.fixture(scope="module")
-def source(walk_source):
-    return walk_source
 
 
 def _moved(frame_other, frame_source, source):

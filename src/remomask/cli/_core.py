@@ -24,7 +24,7 @@ import click
 from ..constants import MAX_SEED
 from ..errors import DeviceError, RemomaskError, UsageError
 
-__all__ = ["UsageFailure", "Command", "Group", "LazyGroup", "command", "group", "fail", "parse_sets",
+__all__ = ["UsageFailure", "error_line", "Command", "Group", "LazyGroup", "command", "group", "fail", "parse_sets",
            "command_line", "set_threads", "check_device", "SEED", "POSITIVE", "NON_NEGATIVE", "FINITE", "DEVICE",
            "int_range", "finite",
            "device_option", "threads_option"]
@@ -44,8 +44,9 @@ def fail(message: str) -> UsageFailure:
     return UsageFailure(message)
 
 
-def _one_line(exc: BaseException) -> str:
-    """The user-facing line of an exception of the package or of the operating system."""
+def error_line(exc: BaseException) -> str:
+    """The user-facing line of an exception of the package or of the operating system: the message on one line,
+    or ``<file>: <reason>`` for an OSError that names a file (shared by the CLI and the studio; docs/design.md §11)."""
     if isinstance(exc, OSError) and not isinstance(exc, RemomaskError) and exc.filename is not None:
         what = {2: "does not exist", 13: "permission denied", 17: "already exists", 20: "a path component is a file",
                 21: "is a directory", 28: "no space left on the device", 30: "the file system is read-only",
@@ -74,7 +75,7 @@ def _guarded(call, *args):
     except _user_errors() as exc:
         if os.environ.get("REMOMASK_DEBUG"):
             raise
-        raise UsageFailure(_one_line(exc)) from exc
+        raise UsageFailure(error_line(exc)) from exc
 
 
 def _main(self, super_main, args, prog_name, complete_var, standalone_mode, extra):

@@ -37,7 +37,7 @@ def _count(records, weights=None, label: str = "action") -> Counter:
 
 
 def stage_coverage(dataset: str | os.PathLike = "embedded", split: str = "train", *, window_size: int = 64,
-                   label: str = "action") -> dict[str, dict[str, int]]:
+                   label: str = "action", short_clips: str = "hold") -> dict[str, dict[str, int]]:
     """Items per action in every stage's training set built from ``split``.
 
     Args:
@@ -45,6 +45,8 @@ def stage_coverage(dataset: str | os.PathLike = "embedded", split: str = "train"
         split: the split the stages train on (``train``).
         window_size: the tokenizer's window, frames (64, docs/design.md §3.4).
         label: the label counted (``action``).
+        short_clips: ``"hold"`` (today's loaders) or ``"drop"`` (the HumanML3D convention the stages used
+            before: the "before" column of docs/data.md's coverage table).
 
     Returns:
         ``{"split": {action: samples of the split (no length filter)}, <stage>: {action: items}}`` for the
@@ -68,17 +70,17 @@ def stage_coverage(dataset: str | os.PathLike = "embedded", split: str = "train"
     tok_layout = MotionLayout(root, split, min_length=0, max_length=None, require_captions=False, subclips=False,
                               progress=False)
     mean, std = tokenizer_stats(tok_layout.mean, tok_layout.std)
-    windows = training_windows(tok_layout, mean, std, window_size)
+    windows = training_windows(tok_layout, mean, std, window_size, short_clips=short_clips)
     per_clip = np.diff(np.concatenate([[0], windows._ends]))
     out["tokenizer"] = _count(windows.records, per_clip, label)
 
     out["retriever"] = _count(TextMotionDataset(root, split, mode="retriever").records, label=label)
-    gen = _count(load_generation_records(root, split), label=label)
+    gen = _count(load_generation_records(root, split, short_clips=short_clips), label=label)
     for stage in ("mask", "residual", "length"):
         out[stage] = gen
 
-    ev_layout = training_layout(root, split)
-    ev = training_dataset(ev_layout, ev_layout.skeleton.feature_dim)
+    ev_layout = training_layout(root, split) if short_clips == "hold" else MotionLayout(root, split, progress=False)
+    ev = training_dataset(ev_layout, ev_layout.skeleton.feature_dim, short_clips=short_clips)
     out["evaluator"] = _count(ev.records, label=label)
     classes = set(label_classes(ev_layout).get(label, []))
     out["classifiers"] = Counter({a: n for a, n in out["evaluator"].items() if a in classes})

@@ -56,19 +56,27 @@ def _windows(n: int, seams: Iterable[int], window: int) -> list[np.ndarray]:
     return out
 
 
+def _seam_jerk(joints, seams: Sequence[int], window: int, fps: float) -> list[np.ndarray]:
+    """The per-frame jerk (m/s^3) inside each seam's window; raises ValueError when no seam is inside."""
+    fj = frame_jerk(joints, fps)
+    wins = _windows(len(fj), seams, window)
+    if not wins:
+        raise ValueError("no seam inside the motion")
+    return [fj[w] for w in wins]
+
+
 def peak_jerk(joints, seams: Sequence[int], *, window: int = DEFAULT_WINDOW, fps: float = FPS) -> float:
     """Peak Jerk: the mean over seams of the maximum per-frame jerk in each seam's window (m/s^3).
+
+    Args:
+        joints: (T, J, 3) metres. seams: seam frames. window, fps: see the module docstring.
 
     Raises:
         ValueError: no seam inside the motion, or the errors of :func:`frame_jerk`.
 
     Source: FlowMDM (PJ).
     """
-    fj = frame_jerk(joints, fps)
-    wins = _windows(len(fj), seams, window)
-    if not wins:
-        raise ValueError("no seam inside the motion")
-    return float(np.mean([fj[w].max() for w in wins]))
+    return float(np.mean([j.max() for j in _seam_jerk(joints, seams, window, fps)]))
 
 
 def area_under_jerk(joints, seams: Sequence[int], real: float, *, window: int = DEFAULT_WINDOW,
@@ -84,11 +92,7 @@ def area_under_jerk(joints, seams: Sequence[int], real: float, *, window: int = 
 
     Source: FlowMDM (AUJ).
     """
-    fj = frame_jerk(joints, fps)
-    wins = _windows(len(fj), seams, window)
-    if not wins:
-        raise ValueError("no seam inside the motion")
-    return float(np.mean([np.abs(fj[w] - real).sum() / fps for w in wins]))
+    return float(np.mean([np.abs(j - real).sum() / fps for j in _seam_jerk(joints, seams, window, fps)]))
 
 
 def transition_jerk(joints, seams: Sequence[int], real: float, *, window: int = DEFAULT_WINDOW,

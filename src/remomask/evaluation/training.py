@@ -40,8 +40,8 @@ from .._training import atomic_torch_save
 from .evaluator import EvaluatorConfig, EvaluatorError, T2MEvaluator
 from .metrics import R_PRECISION_BATCH, r_precision
 
-__all__ = ["train_evaluator", "label_classes", "training_layout", "training_dataset", "contrastive_loss", "validate_embedder", "validate_classifiers",
-           "model_card"]
+__all__ = ["train_evaluator", "label_classes", "training_layout", "training_dataset", "contrastive_loss",
+           "validate_embedder", "validate_classifiers", "model_card"]
 
 LABEL_NAMES = ("action", "style")
 """Labels of ``labels.json`` that get a classifier when the training split has them."""
@@ -69,9 +69,10 @@ def training_layout(root, split: str, progress: bool = False):
     return MotionLayout(root, split, min_length=0, progress=progress)
 
 
-def training_dataset(layout, feature_dim: int):
+def training_dataset(layout, feature_dim: int, short_clips: str = "hold"):
     """The evaluator's training items: random caption / coin crop of every sample of ``layout``,
-    de-normalised, samples shorter than the skeleton's minimum extended with holds (module docstring).
+    de-normalised, samples shorter than the skeleton's minimum extended with holds (module docstring;
+    ``short_clips="drop"``: left out, the HumanML3D convention).
 
     Returns:
         :class:`~remomask.data.datasets.TextMotionDataset` in training mode.
@@ -79,7 +80,7 @@ def training_dataset(layout, feature_dim: int):
     from ..data.datasets import TextMotionDataset
 
     mean, std = _raw_stats(feature_dim)
-    return TextMotionDataset(layout, mean=mean, std=std, mode="generation", train=True, short_clips="hold")
+    return TextMotionDataset(layout, mean=mean, std=std, mode="generation", train=True, short_clips=short_clips)
 
 
 def contrastive_loss(text: torch.Tensor, motion: torch.Tensor, same: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -45,7 +45,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..cli._core import _one_line
+from ..cli._core import error_line
 from ..errors import RemomaskError
 from .service import RequestError, Studio, check_compose, check_edit, check_generate, check_retrieve
 from .store import UnknownFileError
@@ -125,7 +125,7 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
         except RequestError as exc:
             return _error(str(exc), exc.status)
         except (RemomaskError, ValueError, OSError) as exc:
-            return _error(_one_line(exc), 422)
+            return _error(error_line(exc), 422)
 
     async def page(request: Request) -> Response:
         return Response(index_html, media_type="text/html; charset=utf-8", headers=page_headers)
@@ -164,7 +164,7 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
         except RequestError as exc:
             return _error(str(exc), exc.status)
         except (RemomaskError, ValueError, OSError, RuntimeError) as exc:
-            return _error(f"the file could not be made: {_one_line(exc)}", 500)
+            return _error(f"the file could not be made: {error_line(exc)}", 500)
         return FileResponse(item.path, media_type=item.media_type, filename=item.name,
                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
@@ -175,10 +175,10 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
         return Response("not found\n", status_code=404, media_type="text/plain")
 
     async def crashed(request: Request, exc: Exception) -> Response:
-        print(f"error: {request.method} {request.url.path}: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {request.method} {request.url.path}: {error_line(exc)}", file=sys.stderr)
         if os.environ.get("REMOMASK_DEBUG"):
             traceback.print_exception(exc)
-        return _error(f"internal error: {_one_line(exc)}", 500)
+        return _error(f"internal error: {error_line(exc)}", 500)
 
     @asynccontextmanager
     async def lifespan(app):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import click
 
-from ..cli._core import SEED, _one_line, finite, int_range
+from ..cli._core import SEED, error_line, finite, int_range
 from ..cli._prompts import parse_prompt
 from ..cli.generate import MAX_SAMPLES
 from ..errors import RemomaskError
@@ -170,7 +170,7 @@ def check_generate(payload) -> GenerateRequest:
     except RemomaskError as exc:
         if isinstance(exc, RequestError):
             raise
-        raise RequestError(_one_line(exc)) from None
+        raise RequestError(error_line(exc)) from None
     seconds = _convert(finite(), values["seconds"], "seconds") if "seconds" in values else None
     frames = _convert(int_range(), values["frames"], "frames") if "frames" in values else None
     if seconds is not None and frames is not None:
@@ -180,7 +180,7 @@ def check_generate(payload) -> GenerateRequest:
     try:
         (target,) = frames_from_request(1, seconds=seconds, frames=frames)
     except (ValueError, RemomaskError) as exc:
-        raise RequestError(_one_line(exc).replace(" of prompt 0", "")) from None
+        raise RequestError(error_line(exc).replace(" of prompt 0", "")) from None
     return GenerateRequest(
         text=text, seconds=seconds, frames=frames,
         seed=_convert(SEED, values["seed"], "seed") if "seed" in values else None,
@@ -312,7 +312,7 @@ def check_edit(payload) -> EditRequest:
         try:
             resolve_parts(parts if parts else None)
         except RemomaskError as exc:
-            raise RequestError(_one_line(exc)) from None
+            raise RequestError(error_line(exc)) from None
         parts = parts or None
     extend = 0
     if "extend" in values:
@@ -430,7 +430,7 @@ class Studio:
 
             self._pipe = ReMoMaskPipeline.from_pretrained(self.model_dir, device=self.device)
         except Exception as exc:  # noqa: BLE001 - any load failure becomes the page's one error line
-            self.load_error = f"the model failed to load: {_one_line(exc)}"
+            self.load_error = f"the model failed to load: {error_line(exc)}"
             print(f"error: {self.load_error}", file=sys.stderr)
             if os.environ.get("REMOMASK_DEBUG"):
                 raise
@@ -490,7 +490,7 @@ class Studio:
                            num_samples=request.num_samples, seed=request.seed, steps=request.steps,
                            cond_scale=request.cond_scale)
             except (ValueError, RemomaskError) as exc:
-                raise RequestError(_one_line(exc)) from None
+                raise RequestError(error_line(exc)) from None
             taken = time.perf_counter() - start
             rid, folder = self.store.new_result()
             samples = write_samples(out, folder, request.num_samples, no_video=True, video_format="mp4")
@@ -549,7 +549,7 @@ class Studio:
                 out = pipe.compose([dict(s) for s in request.segments], seed=seed, steps=request.steps,
                                    cond_scale=request.cond_scale)
             except (ValueError, RemomaskError) as exc:
-                raise RequestError(_one_line(exc)) from None
+                raise RequestError(error_line(exc)) from None
             taken = time.perf_counter() - start
         joints = np.asarray(out.joints, dtype=np.float32)
         rid, folder = self.store.new_result()
@@ -628,7 +628,7 @@ class Studio:
         try:
             check_range(frames, item["frames"], request.extend)
         except RemomaskError as exc:
-            raise RequestError(_one_line(exc)) from None
+            raise RequestError(error_line(exc)) from None
         pipe = self.pipeline()
         if not hasattr(pipe, "edit"):
             raise RequestError("this remomask version cannot edit motions", 404)
@@ -647,7 +647,7 @@ class Studio:
                                 extend=request.extend, seed=seed, steps=request.steps,
                                 cond_scale=request.cond_scale)
             except (ValueError, RemomaskError) as exc:
-                raise RequestError(_one_line(exc)) from None
+                raise RequestError(error_line(exc)) from None
             taken = time.perf_counter() - start
         out = np.asarray(res.joints, dtype=np.float32)
         a, b = (int(f) for f in res.frames)
@@ -715,7 +715,7 @@ class Studio:
                 model = PartRetriever.from_pretrained(retriever_dir, device=self.device)
                 db = RetrievalDatabase.load(db_dir, model=model)
             except (ValueError, OSError, RemomaskError) as exc:
-                raise ModelUnavailableError(f"the retrieval database failed to load: {_one_line(exc)}") from None
+                raise ModelUnavailableError(f"the retrieval database failed to load: {error_line(exc)}") from None
         rows = {entry: row for row, entry in enumerate(db.entry_ids)}
         self._retrieval = (model, db, rows)
         return self._retrieval
@@ -743,7 +743,7 @@ class Studio:
             try:
                 result = db.search_text([text], model, k)
             except (ValueError, RemomaskError) as exc:
-                raise RequestError(_one_line(exc)) from None
+                raise RequestError(error_line(exc)) from None
         hits = [{"id": h.entry_id, "motion_id": h.motion_id, "caption": h.caption, "score": round(float(h.score), 6),
                  "start": int(h.start), "end": int(h.end)} for h in result.hits[0]]
         return {"text": text, "k": k, "hits": hits}
