@@ -3,6 +3,7 @@ and per-action balancing (alpha = 0) draws the actions equally often. Real data:
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections import Counter
 
@@ -12,6 +13,7 @@ import torch
 
 from remomask.data.balance import balanced_probabilities, check_alpha, label_frequencies
 from remomask.data.coverage import STAGES, missing_actions, stage_coverage
+from remomask.data.embedded import EMBEDDED_DIR
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +34,22 @@ def train_layout():
 
 def test_every_train_action_reaches_every_stage(coverage):
     split = coverage["split"]
-    assert len(split) == 41 and min(split.values()) >= 2          # the embedded train split's 41 actions
+    stats = json.loads((EMBEDDED_DIR / "stats.json").read_text())
+    assert set(split) == set(stats["labels"]) and len(split) >= 45  # dataset v2: every action has train data
+    assert min(split.values()) >= 2
     assert set(coverage) == {"split", *STAGES}
     missing = {s: a for s, a in missing_actions(coverage).items() if a}
     assert not missing, f"actions with no training item: {missing}"
-    for stage in ("retriever", "mask", "residual", "length", "evaluator", "classifiers"):
-        assert coverage[stage] == split, stage                      # every sample, not only every action
+    # every sample, not only every action; the generation-style loaders drop only the CMU whole-trial
+    # items (longer than 9.8 s, as HumanML3D's loaders drop theirs; each has windows of its trial too)
+    labels = json.loads((EMBEDDED_DIR / "labels.json").read_text())
+    train = (EMBEDDED_DIR / "train.txt").read_text().split()
+    whole = Counter(labels[i]["action"] for i in train if labels[i]["item"] == "whole_trial")
+    assert whole and set(whole) <= {"climb", "pick-up", "jump", "indian-dance", "wash", "karate", "karate-kick"}
+    short = {a: n - whole.get(a, 0) for a, n in split.items()}
+    assert coverage["retriever"] == split
+    for stage in ("mask", "residual", "length", "evaluator", "classifiers"):
+        assert coverage[stage] == short, stage
     # The tokenizer counts windows: at least one per clip.
     assert all(coverage["tokenizer"][a] >= n for a, n in split.items())
 

@@ -35,13 +35,14 @@ from ..constants import FPS as _FPS
 from ..errors import InputFileError, MissingFileError, UsageError
 from .features import features_from_joints, mirror_joints
 from .mocap.bvh import MocapFormatError
+from .cmu import CmuTrial, TrialItem, choose_trials, read_manifest, trial_items
 from .labels import ClipLabels, bandai_style_name, make_captions, mirror_label, mirror_text, pos_tag
 from .storage import atomic_path, load_joint_archive, save_joint_archive
 
 __all__ = ["BuildConfig", "build_embedded_dataset", "SourceClip", "iter_raw_clips",
-           "feature_statistics", "DATASET_VERSION"]
+           "feature_statistics", "DATASET_VERSION", "ALL_SOURCES"]
 
-DATASET_VERSION = "1.0"
+DATASET_VERSION = "2.0"
 FPS = _FPS
 # HumanML3D keeps clips of >= 2 s (docs/design.md §2.4), but our sources are full of single actions of 1-2 s
 # (Bandai-Namco 2's waves and raises: a quarter of its clips are under 2.5 s; most HDM05 clips are one
@@ -52,13 +53,18 @@ ARCHIVES = {
     "bandai1": "bandai-namco-1.tar.xz",
     "bandai2": "bandai-namco-2.tar.xz",
     "hdm05": "hdm05-subset.tar.xz",
+    "cmu": "cmu-subsets.tar.xz",
+    "reactidle": "reactidle.tar.xz",
 }
 # top-level folders of the unpacked archives
 UNPACKED = {
     "bandai1": "Bandai-Namco-Research-Motiondataset-1",
     "bandai2": "Bandai-Namco-Research-Motiondataset-2",
     "hdm05": "hdm05",
+    "cmu": "cmu",
+    "reactidle": "reactidle",
 }
+ALL_SOURCES = tuple(ARCHIVES)
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,12 @@ class BuildConfig:
         val_fraction / test_fraction: share of source clips per label in val and test.
         unseen_fraction: share of eligible Bandai (content, style) pairs held out as ``test_unseen``.
         limit: import at most this many clips per source (for quick tests); None for all.
-        sources: which corpora to read (default all three).
+        sources: which corpora to read (default all five: Bandai-Namco 1 and 2, HDM05, the CMU
+            subsets, ReActIdle).
+        human_test_fraction: share of the CMU trials with human captions held out as ``test_human``
+            (per action, only while the action keeps at least two train trials).
+        idle_windows_per_clip: 9.8-s windows kept per ReActIdle clip (evenly spaced; the clips are
+            2-5 minutes of standing, docs/data.md "Dataset v2").
     """
 
     raw: Path
@@ -84,7 +95,9 @@ class BuildConfig:
     test_fraction: float = 0.15
     unseen_fraction: float = 0.10
     limit: int | None = None
-    sources: tuple[str, ...] = ("bandai1", "bandai2", "hdm05")
+    sources: tuple[str, ...] = ALL_SOURCES
+    human_test_fraction: float = 0.33
+    idle_windows_per_clip: int = 4
 
 
 @dataclass
@@ -106,6 +119,8 @@ class SourceClip:
     source_split: str | None = None
     origin: str | None = None
     asf_origin: str | None = None
+    fps: float | None = None
+    trial: CmuTrial | None = None
 
     @property
     def where(self) -> str:
@@ -150,12 +165,14 @@ def _open_members(raw: Path, key: str) -> Iterator[tuple[str, bytes]]:
 
 
 def iter_raw_clips(raw: str | os.PathLike, limit: int | None = None,
-                   sources: Iterable[str] = ("bandai1", "bandai2", "hdm05")) -> list[SourceClip]:
-    """Read every clip of the three raw corpora with its labels, sorted by (source, name).
+                   sources: Iterable[str] = ("bandai1", "bandai2", "hdm05", "cmu", "reactidle")
+                   ) -> list[SourceClip]:
+    """Read every clip of the raw corpora with its labels, in source order, sorted by name.
 
     Bandai labels come from the file name ``dataset-<n>_<content>_<style>_<k>.bvh`` and are checked
     against the clip's JSON ``{"content": i, "style": j}`` and ``cfg/*_label.txt``; HDM05 labels are
-    the class in ``HDM_<actor>_<class>_<k>_120.amc``.
+    the class in ``HDM_<actor>_<class>_<k>_120.amc``; CMU trials come from ``cmu/manifest.json``
+    (one copy per trial, :func:`remomask.data.cmu.choose_trials`); ReActIdle clips are ``idle``.
 
     Raises:
         MissingFileError: a missing archive (a ``FileNotFoundError``).
@@ -199,8 +216,16 @@ def iter_raw_clips(raw: str | os.PathLike, limit: int | None = None,
             found.append(SourceClip(key, Path(name).name, labels, files[name],
                                     origin=_origin(raw, key, name)))
         clips.extend(found[:limit] if limit else found)
-    if "hdm05" not in sources:
-        return clips
+    if "hdm05" in sources:
+        clips.extend(_hdm05_clips(raw, limit))
+    if "cmu" in sources:
+        clips.extend(_cmu_clips(raw, limit))
+    if "reactidle" in sources:
+        clips.extend(_reactidle_clips(raw, limit))
+    return clips
+
+
+def _hdm05_clips(raw: Path, limit: int | None) -> list[SourceClip]:
     files = dict(_open_members(raw, "hdm05"))
     asfs = {Path(n).name: b for n, b in files.items() if n.endswith(".asf")}
     found = []
@@ -219,8 +244,48 @@ def iter_raw_clips(raw: str | os.PathLike, limit: int | None = None,
                                 files[name], asf=asf, actor=actor, source_split=split,
                                 origin=_origin(raw, "hdm05", name),
                                 asf_origin=_origin(raw, "hdm05", asf_member)))
-    clips.extend(found[:limit] if limit else found)
-    return clips
+    return found[:limit] if limit else found
+
+
+def _cmu_clips(raw: Path, limit: int | None) -> list[SourceClip]:
+    """The CMU trials (one copy each) with the manifest's fps; AMC files get their subject's ASF."""
+    files = dict(_open_members(raw, "cmu"))
+    manifest = next((n for n in files if n.endswith("cmu/manifest.json")), None)
+    if manifest is None:
+        raise InputFileError(f"{_origin(raw, 'cmu', 'cmu/manifest.json')}: missing from the CMU archive; "
+                             "restore the original archive (the dataset card lists the sources)")
+    prefix = manifest[: -len("manifest.json")]
+    found = []
+    for trial in choose_trials(read_manifest(files[manifest], _origin(raw, "cmu", manifest))):
+        member = prefix + trial.path
+        if member not in files:
+            raise InputFileError(f"{_origin(raw, 'cmu', member)}: listed in the manifest but missing; "
+                                 "restore the original archive")
+        asf = asf_member = None
+        if member.endswith(".amc"):
+            asf_member = f"{member.rsplit('/', 1)[0]}/{trial.subject}.asf"
+            asf = files.get(asf_member)
+            if asf is None:
+                raise InputFileError(f"{_origin(raw, 'cmu', member)}: no {trial.subject}.asf beside it; "
+                                     "restore the original archive")
+        found.append(SourceClip("cmu", f"cmu_{trial.key}", ClipLabels("cmu", trial.action, None),
+                                files[member], asf=asf, actor=trial.subject,
+                                origin=_origin(raw, "cmu", member),
+                                asf_origin=_origin(raw, "cmu", asf_member) if asf_member else None,
+                                fps=trial.fps, trial=trial))
+    return found[:limit] if limit else found
+
+
+def _reactidle_clips(raw: Path, limit: int | None) -> list[SourceClip]:
+    """ReActIdle's acted and genuine clips (``<person>_<take>.bvh``), action ``idle``."""
+    found = []
+    for name, payload in sorted(_open_members(raw, "reactidle")):
+        m = re.search(r"(\d+)_(acted|genuine)\.bvh$", name)
+        if m:
+            found.append(SourceClip("reactidle", f"reactidle_{m.group(1)}_{m.group(2)}",
+                                    ClipLabels("reactidle", "idle", None), payload, actor=m.group(1),
+                                    origin=_origin(raw, "reactidle", name)))
+    return found[:limit] if limit else found
 
 
 def _clip_error(where: str, exc: Exception, stage: str = "") -> MocapFormatError:
@@ -250,7 +315,7 @@ def _import_clip(clip: SourceClip) -> np.ndarray:
     try:
         asf = (parse_asf(clip.asf, name=clip.asf_origin or f"HDM_{clip.actor}.asf")
                if clip.asf is not None else None)
-        return import_mocap(clip.payload, name=clip.where, asf=asf).joints
+        return import_mocap(clip.payload, name=clip.where, asf=asf, fps=clip.fps).joints
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - every per-clip failure must name the clip
@@ -298,21 +363,35 @@ def choose_unseen_pairs(pairs: Iterable[tuple[str, str]], fraction: float) -> se
 
 
 def assign_splits(clips: list[SourceClip], cfg: BuildConfig) -> dict[str, str]:
-    """Split source clips (by file name) into train/val/test/test_unseen (see module docstring).
+    """Split source clips (by name) into train/val/test/test_unseen/test_human (docs/data.md).
 
     Bandai: clips of held-out pairs go to ``test_unseen``; the rest are stratified per action label
     by hash order (test first, then val). HDM05 keeps its source split by actor (test actors mm, tr)
-    and takes val from the train actors per class.
+    and takes val from the train actors per class. CMU: first ``test_human`` (a share of the trials
+    with human captions, per action, :func:`_human_test_trials`), then the rest stratified per action
+    like Bandai. ReActIdle: by person (``000_acted`` and ``000_genuine`` are one person), 15% of the
+    persons test, one val. The items of a ``test_human`` trial without human captions go to ``test``
+    (:func:`item_split`).
     """
-    bandai_pairs = [(c.labels.action, c.labels.style) for c in clips if c.source != "hdm05"]
+    bandai_pairs = [(c.labels.action, c.labels.style) for c in clips if c.source in ("bandai1", "bandai2")]
     unseen = choose_unseen_pairs(bandai_pairs, cfg.unseen_fraction)
+    human_test = _human_test_trials([c for c in clips if c.source == "cmu"], cfg.human_test_fraction)
     split: dict[str, str] = {}
     groups: dict[tuple[str, str], list[SourceClip]] = defaultdict(list)
+    persons = sorted({c.actor for c in clips if c.source == "reactidle"},
+                     key=lambda a: _hash_unit(f"split|idle|{a}"))
+    n_test_persons = round(cfg.test_fraction * len(persons)) if len(persons) >= 3 else 0
+    idle_split = {a: "test" if k < n_test_persons else "val" if k == n_test_persons and len(persons) >= 4
+                  else "train" for k, a in enumerate(persons)}
     for c in clips:
-        if c.source != "hdm05" and (c.labels.action, c.labels.style) in unseen:
+        if c.source in ("bandai1", "bandai2") and (c.labels.action, c.labels.style) in unseen:
             split[c.name] = "test_unseen"
         elif c.source == "hdm05" and c.source_split == "test":
             split[c.name] = "test"
+        elif c.name in human_test:
+            split[c.name] = "test_human"
+        elif c.source == "reactidle":
+            split[c.name] = idle_split[c.actor]
         else:
             groups[c.source, c.labels.action].append(c)
     for (source, _), members in sorted(groups.items()):
@@ -323,6 +402,37 @@ def assign_splits(clips: list[SourceClip], cfg: BuildConfig) -> dict[str, str]:
         for k, c in enumerate(members):
             split[c.name] = "test" if k < n_test else "val" if k < n_test + n_val else "train"
     return split
+
+
+def _human_test_trials(clips: list[SourceClip], fraction: float) -> set[str]:
+    """CMU trials held out as ``test_human``: per action, ``ceil(fraction * n)`` of its n trials with
+    human captions in hash order, while the action keeps at least two trials for the other splits."""
+    by_action: dict[str, list[SourceClip]] = defaultdict(list)
+    for c in clips:
+        by_action[c.labels.action].append(c)
+    held: set[str] = set()
+    for action, members in sorted(by_action.items()):
+        human = sorted((c for c in members if c.trial is not None and c.trial.has_human_captions),
+                       key=lambda c: _hash_unit(f"human|{c.name}"))
+        want = math.ceil(fraction * len(human))
+        take = max(0, min(want, len(members) - 2))
+        held.update(c.name for c in human[:take])
+    return held
+
+
+def item_split(clip_split: str, human_captions: bool) -> str:
+    """The split of one item of a clip: a ``test_human`` trial's items without human captions go to
+    ``test`` (``test_human`` holds only motions described by people)."""
+    return "test" if clip_split == "test_human" and not human_captions else clip_split
+
+
+def idle_windows(num_frames: int, keep: int) -> list[tuple[int, int]]:
+    """``keep`` evenly spaced windows of :func:`segment_bounds` (all of them when there are fewer)."""
+    bounds = segment_bounds(num_frames)
+    if len(bounds) <= keep:
+        return bounds
+    picks = np.linspace(0, len(bounds) - 1, keep).round().astype(int)
+    return [bounds[k] for k in sorted(set(picks.tolist()))]
 
 
 def feature_statistics(features: list[np.ndarray], skeleton_joints: int = 22) -> tuple[np.ndarray, np.ndarray]:
@@ -376,22 +486,37 @@ def build_embedded_dataset(cfg: BuildConfig, progress: bool = True) -> dict:
     joints_by_id: dict[str, np.ndarray] = {}
     meta: dict[str, dict] = {}
     texts: dict[str, list[str]] = {}
+    sources_of: dict[str, list[str]] = {}
     dropped_short = 0
     next_id = 0
     for clip, joints in zip(clips, imported):
-        bounds = segment_bounds(len(joints))
+        if clip.source == "reactidle":
+            bounds = idle_windows(len(joints), cfg.idle_windows_per_clip)
+        else:
+            bounds = segment_bounds(len(joints))
         if not bounds:
             dropped_short += 1
             continue
-        captions = make_captions(clip.labels, clip.name, cfg.captions_per_clip)
-        for k, (a, b) in enumerate(bounds):
+        template = make_captions(clip.labels, clip.name, cfg.captions_per_clip)
+        if clip.trial is not None:
+            items = trial_items(clip.trial, len(joints), bounds)
+        else:
+            items = [TrialItem(a, b, (), "window") for a, b in bounds]
+        windows = [it for it in items if it.kind == "window"]
+        for it in items:
             sid = f"{next_id:06d}"
             next_id += 1
-            joints_by_id[sid] = joints[a:b]
-            info = {"clip": clip.name, "source": clip.source, "segment": k, "segments": len(bounds),
-                    "start_frame": a, "end_frame": b, "split": splits_by_clip[clip.name],
+            joints_by_id[sid] = joints[it.start:it.end]
+            human = list(it.human_captions)
+            captions = human + (template if it.kind == "window" else [])
+            caption_sources = ["human"] * len(human) + ["template"] * (len(captions) - len(human))
+            info = {"clip": clip.name, "source": clip.source,
+                    "segment": windows.index(it) if it in windows else -1, "segments": len(windows),
+                    "start_frame": it.start, "end_frame": it.end,
+                    "split": item_split(splits_by_clip[clip.name], bool(human)),
                     "action": clip.labels.action, "style": clip.labels.style, "actor": clip.actor,
-                    "mirrored": False}
+                    "mirrored": False, "item": it.kind, "caption_sources": caption_sources,
+                    "trial": clip.trial.key if clip.trial is not None else None}
             meta[sid] = info
             texts[sid] = captions
             meta["M" + sid] = {**info, "action": mirror_label(clip.labels.action), "mirrored": True}
@@ -419,6 +544,12 @@ def build_embedded_dataset(cfg: BuildConfig, progress: bool = True) -> dict:
     _write_layout(out, ids, meta, texts, mean, std)
     stats = dataset_statistics(meta, dropped_short, len(clips))
     stats["captions"] = sum(len(v) for v in texts.values())
+    stats["captions_by_source"] = dict(sorted(Counter(
+        src for m in meta.values() for src in m["caption_sources"]).items()))
+    human = {(m["trial"], t) for sid, m in meta.items() if not m["mirrored"]
+             for t, src in zip(texts[sid], m["caption_sources"]) if src == "human"}
+    stats["human_captions_distinct"] = len(human)
+    stats["items"] = dict(sorted(Counter(m["item"] for m in meta.values() if not m["mirrored"]).items()))
     stats["content_hash"] = content_hash(out)
     with atomic_path(out / "stats.json") as tmp:
         tmp.write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n")
@@ -435,8 +566,9 @@ def _write_layout(out: Path, ids: list[str], meta: dict[str, dict], texts: dict[
     text_dir = out / "texts"
     text_dir.mkdir(parents=True, exist_ok=True)
     for sid in ids:
-        lines = [format_caption_line(t, [f"{w}/{p}" for w, p in pos_tag(t)], 0.0, 0.0)
-                 for t in texts[sid]]
+        lines = [format_caption_line(t, [f"{w}/{p}" for w, p in pos_tag(t, strict=src == "template")],
+                                     0.0, 0.0)
+                 for t, src in zip(texts[sid], meta[sid]["caption_sources"])]
         with atomic_path(text_dir / f"{sid}.txt") as tmp:
             tmp.write_text("\n".join(lines) + "\n")
     by_split: dict[str, list[str]] = defaultdict(list)
@@ -448,7 +580,8 @@ def _write_layout(out: Path, ids: list[str], meta: dict[str, dict], texts: dict[
         with atomic_path(out / f"{name}.txt") as tmp:
             tmp.write_text("\n".join(sorted(members)) + "\n")
     labels = {sid: {k: meta[sid][k] for k in ("source", "action", "style", "clip", "segment",
-                                              "start_frame", "end_frame", "actor", "mirrored")}
+                                              "start_frame", "end_frame", "actor", "mirrored", "item",
+                                              "trial", "caption_sources")}
               for sid in ids}
     with atomic_path(out / "labels.json") as tmp:
         tmp.write_text(json.dumps(labels, indent=0, sort_keys=True) + "\n")

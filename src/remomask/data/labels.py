@@ -22,6 +22,9 @@ __all__ = [
     "CONTENT_PHRASES",
     "STYLE_WORDS",
     "HDM05_PHRASES",
+    "CMU_PHRASES",
+    "IDLE_PHRASES",
+    "cmu_action",
     "mirror_label",
     "mirror_text",
     "make_captions",
@@ -133,6 +136,83 @@ HDM05_PHRASES: dict[str, tuple[str, ...]] = {
                         "shoots a basketball from the chest"),
 }
 
+# CMU actions (docs/data.md "Dataset v2"): one label per group of CMU index descriptions
+# (``cmu_action``). Walks, runs and punches join the Bandai labels of the same name.
+CMU_PHRASES: dict[str, tuple[str, ...]] = {
+    "walk": CONTENT_PHRASES["walk"],
+    "run": CONTENT_PHRASES["run"],
+    "punch": CONTENT_PHRASES["punch"],
+    "walk-uneven": ("walks over uneven ground", "walks carefully across uneven terrain",
+                    "steps over bumpy ground while walking"),
+    "jump": ("jumps", "jumps forward with both feet", "leaps up and lands on both feet"),
+    "climb": ("climbs on a playground frame", "climbs up and moves around on a climbing frame",
+              "climbs a ladder on a playground"),
+    "reach-up": ("jumps up to grab something high", "reaches up high on tiptoe",
+                 "stretches up on the toes to reach for something"),
+    "pick-up": ("bends over and picks something up", "scoops something up from the floor and rises",
+                "bends down, picks up an object and lifts the arm"),
+    "wash": ("washes the body", "rubs the arms and body as if washing",
+             "washes the body as if in the shower"),
+    "swordplay": ("fences with a sword", "swings a sword back and forth",
+                  "practices swordplay with thrusts and swings"),
+    "dribble": ("dribbles a basketball", "bounces a basketball while moving",
+                "dribbles a ball with one hand"),
+    "ballet": ("performs ballet", "dances ballet with leaps and turns",
+               "does a ballet routine with spins and jumps"),
+    "salsa": ("dances salsa", "dances salsa with quick steps and turns",
+              "does salsa steps to the music"),
+    "indian-dance": ("performs an indian dance", "dances a classical indian dance",
+                     "does an indian dance with expressive arms"),
+    "karate": ("performs karate moves", "does a karate form with punches and blocks",
+               "practices martial arts strikes and blocks"),
+    "karate-kick": ("does karate kicks", "practices martial arts kicks",
+                    "kicks high in a karate stance"),
+}
+
+# ReActIdle (acted and genuine idle): a person standing, shifting their weight.
+IDLE_PHRASES: dict[str, tuple[str, ...]] = {
+    "idle": ("stands still, shifting their weight", "stands idle and shifts the weight from foot to foot",
+             "stands in place and waits, moving a little"),
+}
+
+# CMU index descriptions -> action label, first match wins (``cmu_action``).
+_CMU_RULES: tuple[tuple[str, str], ...] = (
+    (r"uneven terrain", "walk-uneven"),
+    (r"^basketball", "dribble"),
+    (r"^dance", "ballet"),
+    (r"^playground - forward jumps", "jump"),
+    (r"^playground", "climb"),
+    (r"jump up to grab|reach for", "reach-up"),
+    (r"^(forward jump|jump)", "jump"),
+    (r"scoop up", "pick-up"),
+    (r"wash self", "wash"),
+    (r"swordplay", "swordplay"),
+    (r"punch/strike", "punch"),
+    (r"^(front kick|mawashigeri|yokogeri)$", "karate-kick"),
+    (r"^(empi|gedanbarai|heiansyodan|oiduki|syutouuke)$", "karate"),
+    (r"^run", "run"),
+    (r"walk", "walk"),
+)
+
+
+def cmu_action(description: str | None, path: str = "") -> str:
+    """The action label of a CMU trial from its CMU index description (or, for the trials the
+    index does not name, from the folder of its copy: acRNN ``salsa/`` and ``indian/``).
+
+    Raises:
+        KeyError: a description no rule covers (add a rule to ``_CMU_RULES``).
+    """
+    if "/salsa/" in path:
+        return "salsa"
+    if "/indian/" in path:
+        return "indian-dance"
+    text = (description or "").strip().lower()
+    for pattern, action in _CMU_RULES:
+        if re.search(pattern, text):
+            return action
+    raise KeyError(f"no action label for CMU description {description!r} ({path})")
+
+
 # Bandai-Namco styles: ("adverbial phrase", "adjective for 'a ... person'", "short tag").
 # ``normal`` has no wording: captions of normal clips describe only the content.
 STYLE_WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -191,8 +271,9 @@ def bandai_style_name(style: str) -> str:
 
 @dataclass(frozen=True)
 class ClipLabels:
-    """Labels of one clip: ``action`` (Bandai content or HDM05 class) and ``style`` (Bandai only;
-    None for HDM05), plus the ``source`` corpus (``bandai1``, ``bandai2``, ``hdm05``)."""
+    """Labels of one clip: ``action`` (Bandai content, HDM05 class, CMU action from
+    :func:`cmu_action`, or ``idle``) and ``style`` (Bandai only; None otherwise), plus the ``source``
+    corpus (``bandai1``, ``bandai2``, ``hdm05``, ``cmu``, ``reactidle``)."""
 
     source: str
     action: str
@@ -217,7 +298,8 @@ def mirror_text(text: str) -> str:
 
 
 def _phrases(labels: ClipLabels) -> tuple[str, ...]:
-    table = HDM05_PHRASES if labels.source == "hdm05" else CONTENT_PHRASES
+    table = {"hdm05": HDM05_PHRASES, "cmu": CMU_PHRASES, "reactidle": IDLE_PHRASES}.get(labels.source,
+                                                                                       CONTENT_PHRASES)
     if labels.action not in table:
         raise KeyError(f"no wording for action label {labels.action!r} ({labels.source})")
     return table[labels.action]
@@ -282,7 +364,7 @@ def _add(pos: str, words: str) -> None:
 
 
 _add("DET", "a an the each")
-_add("PRON", "someone something")
+_add("PRON", "someone something their")
 _add("ADP", "with without to from by on in like as of around above for into off at")
 _add("CCONJ", "and")
 _add("SCONJ", "if while")
@@ -291,34 +373,60 @@ _add("NUM", "two once four one")
 _add("ADV", "forward straight ahead backwards sideways up down high then back happily cheerfully "
             "sadly angrily furiously proudly timidly hesitantly gracefully tiredly wearily "
             "energetically actively rhythmically theatrically heavily slowly stiffly first "
-            "out quietly carefully flat sprightly away together diagonally")
+            "out quietly carefully flat sprightly away together diagonally still idle over "
+            "across forth")
 _add("ADJ", "few steady fast full small big polite outstretched sweeping long short left right "
             "both single sad downcast happy angry aggressive proud masculine broad manly feminine "
             "childish playful old elderly tired weary exhausted worn energetic lively youthful "
             "young theatrical musical giant lumbering heavy swaggering thuggish gloomy furious "
             "timid insecure shy cheerful graceful deep opposite backward two footed far "
-            "street drooping puffed")
+            "street drooping puffed uneven bumpy high classical indian expressive quick "
+            "martial little karate")
 _add("NOUN", "person man human steps step speed sprint waist hand hands arm arms goodbye wave way "
              "gesture call response mouth fists kick leg sword air dance music routine curve head "
              "mood chest manner posture confidence child thug attitude punk floor ground object "
              "elbow knee exercise shelf foot feet circle body basketball ball shoulders "
-             "pace series punches movements energy bow front hop knees squat")
+             "pace series punches movements energy bow front hop knees squat terrain playground "
+             "frame climbing ladder toes tiptoe shower thrusts swordplay salsa ballet leaps turns spins "
+             "jumps dance routine place weight music strikes blocks arts kicks stance form "
+             "moves back")
 _add("VERB", "walks takes runs jogs dashes breaks sprints steps moves bows makes waves raises "
              "says gestures show guides points answers responds calls shouts swings slash "
              "slashes cuts dances performs does turns kicks throws punches lifts bends puts "
              "places crouches set touches brings reaches grabs stretches grab hops jumps lies "
              "gets lowers lie rotates circles sneaks tiptoes creeps squats stands rises shoots "
-             "starting worn cupped lumbering raised raising say turning drifting")
+             "starting worn cupped lumbering raised raising say turning drifting climbs fences "
+             "washes rubs picks scoops dribbles bounces practices leaps lands shifts shifting "
+             "waits moving walking stretches reach washing")
 
 
-def pos_tag(text: str) -> list[tuple[str, str]]:
+def _guess_pos(word: str, previous: str | None) -> str:
+    """Coarse POS of a word outside the lexicon (human-written captions): suffix rules, with a
+    word ending in ``s`` after a noun or pronoun read as a third-person verb."""
+    if word.endswith("ly") and len(word) > 4:
+        return "ADV"
+    if word.endswith(("ing", "ed")) and len(word) > 4:
+        return "VERB"
+    if word.endswith("s") and not word.endswith("ss") and previous in ("NOUN", "PRON"):
+        return "VERB"
+    return "NOUN"
+
+
+def pos_tag(text: str, strict: bool = True) -> list[tuple[str, str]]:
     """Tokens and coarse POS tags of a caption: ``[(word, POS), ...]`` (punctuation dropped).
 
+    Template captions (``strict=True``) use only the lexicon's words. Human-written captions
+    (KIT-ML, HumanML3D; ``strict=False``) tag words outside it with :func:`_guess_pos`.
+
     Raises:
-        KeyError: for a word outside the embedded dataset's vocabulary (a bug in the tables).
+        KeyError: with ``strict``, for a word outside the embedded dataset's vocabulary (a bug in
+            the tables).
     """
     words = re.findall(r"[a-z]+", text.lower())
     missing = [w for w in words if w not in _LEXICON]
-    if missing:
+    if missing and strict:
         raise KeyError(f"words without a POS tag: {sorted(set(missing))}")
-    return [(w, _LEXICON[w]) for w in words]
+    out: list[tuple[str, str]] = []
+    for w in words:
+        out.append((w, _LEXICON.get(w) or _guess_pos(w, out[-1][1] if out else None)))
+    return out

@@ -562,8 +562,13 @@ def _parse_motion_values(data: str, frame_count: int, num_channels: int, first_l
         "re-download or re-export it, or correct the 'Frames:' line")
 
 
-def bvh_motion(bvh: BvhFile) -> SkeletonMotion:
+def bvh_motion(bvh: BvhFile, add_root_offset: bool = False) -> SkeletonMotion:
     """Local rotations and translations of every joint of a parsed BVH, per frame.
+
+    Position channels replace the joint's OFFSET (see the module notes), except that with
+    ``add_root_offset`` a *root* joint's position channels are added to its OFFSET: the iClone and
+    ReActIdle exporters write the root translation relative to the rest pose, with the rest hip
+    height in the root OFFSET (``mapping.JointMap.root_offset_added``).
 
     Returns:
         :class:`SkeletonMotion` in the file's units and frame rate; End Sites are included as
@@ -582,7 +587,8 @@ def bvh_motion(bvh: BvhFile) -> SkeletonMotion:
         for channel in joint.channels:
             axis = "XYZ".index(channel[0])
             if channel.endswith("position"):
-                translations[:, j, axis] = bvh.motion[:, column]
+                base = joint.offset[axis] if add_root_offset and joint.parent < 0 else 0.0
+                translations[:, j, axis] = base + bvh.motion[:, column]
             else:
                 order += channel[0]
                 rot_cols.append(column)

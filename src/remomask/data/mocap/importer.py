@@ -10,8 +10,11 @@ metres and resamples:
   interpolation of the local translations, then forward kinematics again, so every bone keeps its
   length exactly (interpolating joint positions would shorten bones).
 
-Some CMU BVH conversions (01_01.bvh) begin with a T-pose frame before the capture; it is dropped
-(``_has_rest_frame``), so such a BVH and its AMC give the same frames.
+Leading rest-pose frames are dropped so that a BVH and the AMC of the same trial give the same
+frames: CMU's 01_01.bvh begins with a level T-pose (``_has_rest_frame``); every cgspeed Daz BVH
+with one T-pose frame (``JointMap.leading_rest_frames``); some iClone CC files with one
+(``JointMap.rest_frame_check``, :func:`is_t_pose`). ``import_mocap(rest_frames=)`` overrides the
+rule, and ``fps=`` overrides a BVH's ``Frame Time`` (the Daz files say 1/120 s for 60 fps trials).
 
 Output frame ``k`` is the pose at ``k / target_fps`` seconds; a clip of T source frames at f fps
 gives ``floor((T - 1) * target_fps / f) + 1`` frames. Positions are world coordinates of the
@@ -31,9 +34,10 @@ import numpy as np
 
 from .asf_amc import AsfSkeleton, amc_frame_rate, asf_amc_motion, parse_amc, parse_asf
 from .bvh import BvhFile, MocapFormatError, SkeletonMotion, Source, bvh_motion, parse_bvh, read_text
-from .mapping import detect_source, get_mapping, to_humanml3d
+from ..skeleton import HUMANML3D
+from .mapping import BVH_CANDIDATES, detect_source, get_mapping, to_humanml3d
 
-__all__ = ["MocapImport", "import_mocap", "find_asf"]
+__all__ = ["MocapImport", "import_mocap", "find_asf", "is_t_pose", "T_POSE_TOLERANCE_DEG"]
 
 
 @dataclass(frozen=True)
@@ -43,12 +47,13 @@ class MocapImport:
     Attributes:
         joints: (T, 22, 3) float32 world positions in metres, Y-up, HumanML3D joint order.
         fps: frame rate of ``joints`` (20.0 by default).
-        source: ``"bandai"``, ``"cmu_bvh"``, ``"cmu_asf"`` or ``"humanml3d"`` (a BVH written by
-            ``remomask export bvh``).
+        source: ``"bandai"``, ``"cmu_bvh"``, ``"daz"``, ``"cc"``, ``"rigify"``, ``"cmu_asf"`` or
+            ``"humanml3d"`` (a BVH written by ``remomask export bvh``).
         name: file name (without folders).
-        source_fps: frame rate of the file.
-        source_frames: number of frames of the file used (a CMU BVH's leading rest pose, when
-            present, is dropped and not counted).
+        source_fps: frame rate of the file (the ``fps=`` override when given).
+        source_frames: number of frames of the file used (leading rest-pose frames are dropped
+            and not counted).
+        rest_frames: number of leading rest-pose frames dropped (0 for an AMC).
     """
 
     joints: np.ndarray
@@ -57,6 +62,7 @@ class MocapImport:
     name: str
     source_fps: float
     source_frames: int
+    rest_frames: int = 0
 
     @property
     def num_frames(self) -> int:
@@ -121,45 +127,67 @@ def _detect_format(name: str, head: str) -> str:
 
 def import_mocap(path: Source, *, source: str | None = None,
                  asf: Source | AsfSkeleton | None = None, target_fps: float | None = 20.0,
-                 name: str | None = None, fps: float | None = None) -> MocapImport:
+                 name: str | None = None, fps: float | None = None,
+                 rest_frames: int | None = None) -> MocapImport:
     """Import a BVH or AMC clip as (T, 22, 3) HumanML3D joints in metres, Y-up, at ``target_fps``.
 
     Args:
         path: a ``.bvh`` / ``.amc`` path, or the file's bytes or an open file object (e.g. a member
             of a tar archive; give ``name`` so the format and messages are right).
-        source: ``"bandai"``, ``"cmu_bvh"``, ``"cmu_asf"`` or ``"humanml3d"`` (remomask's own BVH
-            export, unit inferred from its rest leg); detected from the joint names when
-            ``None`` (every AMC is ``"cmu_asf"``, which also serves HDM05).
+        source: ``"bandai"``, ``"cmu_bvh"``, ``"daz"``, ``"cc"``, ``"rigify"``, ``"cmu_asf"`` or
+            ``"humanml3d"`` (remomask's own BVH export, unit inferred from its rest leg); detected
+            from the joint names when ``None`` (every AMC is ``"cmu_asf"``, which also serves HDM05).
         asf: for an AMC: its ASF (path, bytes, file object or a parsed :class:`AsfSkeleton`, which
             lets a builder parse each actor's skeleton once). Default: :func:`find_asf`.
         target_fps: output frame rate (default 20, HumanML3D's); ``None`` keeps the file's.
         name: name used for format detection and messages (default: the path's name).
-        fps: frame rate of an AMC (default: from ``_<fps>.amc`` in the name, else 120); BVH files
-            carry their own (``Frame Time``).
+        fps: the file's true frame rate. For an AMC the default is ``_<fps>.amc`` in the name, else
+            120. For a BVH the default is its ``Frame Time``; pass ``fps`` to override a wrong header
+            (the cgspeed Daz BVH of CMU say 1/120 s also for 60 fps trials: the dataset builder
+            passes the CMU trial's rate from ``cmu/manifest.json``).
+        rest_frames: number of leading non-capture frames to drop from a BVH; ``None`` (default)
+            uses the rig's rule: ``JointMap.leading_rest_frames`` (``daz``: always 1), frame 0
+            when :func:`is_t_pose` holds for a rig with ``rest_frame_check`` (``cc``), and for
+            ``cmu_bvh`` the level-root rest frame of 01_01.bvh. Counts as file frames, before
+            resampling.
 
     Returns:
         :class:`MocapImport`.
 
     Raises:
         MocapFormatError: malformed file (names the file, line and fix), unknown skeleton, AMC
-            without a findable ASF.
+            without a findable ASF, a BVH with no frames left after its rest frames.
         FileNotFoundError: a path that does not exist.
+        ValueError: ``fps`` or ``rest_frames`` out of range.
     """
+    if fps is not None and not 0 < fps < 1e4:
+        raise ValueError(f"fps must be a positive frame rate, got {fps}")
+    if rest_frames is not None and rest_frames < 0:
+        raise ValueError(f"rest_frames must be >= 0, got {rest_frames}")
     text, label = read_text(path, name)
     fmt = _detect_format(label, text[:4096])
+    dropped = 0
     if fmt == "bvh":
-        bvh, motion, file_fps = _read_bvh(text, label)
+        bvh = parse_bvh(io.StringIO(text), name=label)
+        file_fps = float(fps) if fps is not None else _snap_fps(bvh.fps)
         if source is None:
-            source = detect_source(motion.names)
+            source = detect_source(bvh.joint_names)
             if source is None:
                 raise MocapFormatError(
-                    f"{label}: unknown BVH skeleton (joints {list(motion.names[:8])}...); no joint "
-                    "table matches it: pass source='bandai', 'cmu_bvh' or 'humanml3d' if it is one "
-                    "of those, or add a JointMap in remomask/data/mocap/mapping.py")
-        if source == "cmu_bvh" and _has_rest_frame(bvh):
-            motion = motion.select_frames(slice(1, None))
+                    f"{label}: unknown BVH skeleton (joints {list(bvh.joint_names[:8])}...); no joint "
+                    f"table matches it: pass source= one of {list(BVH_CANDIDATES)} if it is one of "
+                    "those, or add a JointMap in remomask/data/mocap/mapping.py")
+        mapping = get_mapping(source, label)
+        motion = dataclasses.replace(bvh_motion(bvh, mapping.root_offset_added), fps=file_fps)
+        dropped = rest_frames if rest_frames is not None else _rest_frame_count(bvh, motion, source)
+        if dropped:
+            if dropped >= motion.num_frames:
+                raise MocapFormatError(
+                    f"{label}: the file holds {motion.num_frames} frame(s), all of them rest-pose "
+                    f"frames to drop ({dropped}); no captured motion is left: re-export the clip")
+            motion = motion.select_frames(slice(dropped, None))
         file_frames = motion.num_frames
-        metres = get_mapping(source, label).metres_per_unit
+        metres = mapping.metres_per_unit
         if metres is None and source == "humanml3d":
             metres = _rest_leg_unit(bvh, label)
     else:
@@ -178,13 +206,48 @@ def import_mocap(path: Source, *, source: str | None = None,
         motion = motion.resample(target_fps)
     joints = to_humanml3d(motion.positions(), motion.names, source, label) * metres
     return MocapImport(joints.astype(np.float32), float(motion.fps), source, Path(label).name,
-                       float(file_fps), int(file_frames))
+                       float(file_fps), int(file_frames), int(dropped))
 
 
-def _read_bvh(text: str, label: str) -> tuple[BvhFile, SkeletonMotion, float]:
-    bvh = parse_bvh(io.StringIO(text), name=label)
-    file_fps = _snap_fps(bvh.fps)
-    return bvh, dataclasses.replace(bvh_motion(bvh), fps=file_fps), file_fps
+T_POSE_TOLERANCE_DEG = 2.0
+"""Largest elevation (degrees above or below horizontal) of each of the four arm bones
+(shoulder -> elbow, elbow -> wrist, both sides) for :func:`is_t_pose`. Measured on the first
+frames of all 61 CMU clips of the ``cc`` rig: the 10 T-poses (007_03-007_12) have at most 0.59
+degrees; of the 51 captured first frames the most level has 5.1 degrees (003_02), the next 24.9."""
+
+
+def is_t_pose(joints: np.ndarray, tolerance_deg: float = T_POSE_TOLERANCE_DEG) -> bool:
+    """True when one frame of HumanML3D joints (22, 3), Y-up, is a T-pose.
+
+    A T-pose here has both upper arms and both forearms horizontal within ``tolerance_deg``
+    (a rig's bind pose written as a frame: at most 0.59 degrees in the CC files; a captured first
+    frame with all four arm bones level within 2 degrees does not occur in the CMU data, see
+    :data:`T_POSE_TOLERANCE_DEG`). Any length unit; ``False`` for a zero-length arm bone.
+    Source: docs/design.md §2.1 (mocap import, ``mapping.py``).
+    """
+    names = HUMANML3D.joint_names
+    worst = 0.0
+    for a, b in (("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
+                 ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist")):
+        bone = joints[names.index(b)] - joints[names.index(a)]
+        length = float(np.linalg.norm(bone))
+        if not length > 0:
+            return False
+        worst = max(worst, abs(float(np.degrees(np.arcsin(np.clip(bone[1] / length, -1, 1))))))
+    return worst <= tolerance_deg
+
+
+def _rest_frame_count(bvh: BvhFile, motion: SkeletonMotion, source: str) -> int:
+    """Leading rest frames to drop by the rig's rule (see ``import_mocap(rest_frames=)``)."""
+    mapping = get_mapping(source, bvh.name)
+    if mapping.leading_rest_frames:
+        return mapping.leading_rest_frames
+    if mapping.rest_frame_check == "t_pose":
+        first = motion.select_frames(slice(0, 1))
+        return int(is_t_pose(to_humanml3d(first.positions(), first.names, source, bvh.name)[0]))
+    if source == "cmu_bvh" and _has_rest_frame(bvh):
+        return 1
+    return 0
 
 
 def _rest_leg_unit(bvh: BvhFile, label: str) -> float:
