@@ -42,9 +42,10 @@ def val_layout():
 
 @pytest.fixture(scope="module")
 def small_val(val_layout):
-    """Every other sample of ``val`` (116 samples: 3 batches of 32), to keep the protocol tests fast."""
+    """Every other sample of ``val`` (116 samples: 3 batches of 32), to keep the protocol tests fast. The first
+    116 of them: dataset v2 appended its CMU and ReActIdle items after v1's, so these are v1's samples."""
     small = copy.copy(val_layout)
-    small.records = val_layout.records[::2]
+    small.records = val_layout.records[::2][:116]
     return small
 
 

@@ -72,6 +72,33 @@ def test_reconstruction_fid_trained_beats_untrained(tokenizer, evaluator, small_
         reconstruction_fid(tokenizer, repeats=0, evaluator=evaluator, layout=small_val)
 
 
+def test_reconstruction_action_accuracy_trained_keeps_actions_untrained_does_not(tokenizer, evaluator,
+                                                                                 val_layout):  # noqa: F811
+    """docs/data.md "Every action learned": whole val clips (short ones hold-extended, long ones cut to the
+    canvas), classified by the evaluator's action classifier before and after the round trip."""
+    from collections import Counter
+
+    from remomask.tokenizer.evaluate import reconstruction_action_accuracy
+
+    records = val_layout.records[::3][:60]
+    counts = Counter(r.labels["action"] for r in records)
+    threshold = sorted(counts.values())[len(counts) // 2]
+    res = reconstruction_action_accuracy(tokenizer, records, evaluator, train_counts=dict(counts),
+                                         threshold=threshold)
+    assert res["overall"]["clips"] + len([r for r in records if r.labels["action"] in res["unknown_actions"]]) \
+        == len(records)
+    assert res["rare"]["clips"] + res["frequent"]["clips"] == res["overall"]["clips"]
+    assert sum(row["clips"] for row in res["per_action"].values()) == res["overall"]["clips"]
+    assert res["overall"]["real_acc"] > 0.8  # the evaluator knows real val clips
+    assert res["overall"]["reconstruction_acc"] > 0.6
+    torch.manual_seed(0)
+    untrained = MotionTokenizer(tokenizer.config, mean=tokenizer.mean.numpy(), std=tokenizer.std.numpy()).eval()
+    bad = reconstruction_action_accuracy(untrained, records, evaluator, train_counts=dict(counts),
+                                         threshold=threshold)
+    assert bad["overall"]["real_acc"] == res["overall"]["real_acc"]  # the same real clips
+    assert bad["overall"]["reconstruction_acc"] < res["overall"]["reconstruction_acc"] - 0.3
+
+
 def test_cli_reports_fid_in_json_and_table(small_root, tmp_path):
     out = tmp_path / "tok.json"
     runner = CliRunner()

@@ -70,11 +70,16 @@ def _fid_lines(rec: dict) -> list[str]:
 @click.option("--fid-repeats", type=POSITIVE, default=None,
               help="Passes of the FID protocol, mean ± CI95 [default: 3; the paper protocol uses 20].")
 @click.option("--evaluator", "evaluator_dir", type=click.Path(path_type=Path), default=None,
-              help="Evaluator folder for the FID [default: the bundled one].")
+              help="Evaluator folder for the FID and --per-action [default: the bundled one].")
+@click.option("--per-action", is_flag=True,
+              help="Per-action accuracy of the evaluator's action classifier on every whole clip and on its "
+                   "reconstruction, with overall, rare and frequent rows (docs/data.md).")
+@click.option("--rare-threshold", type=POSITIVE, default=100, show_default=True,
+              help="--per-action: an action is rare below this many train segments.")
 @device_option()
 @threads_option()
 def evaluate_tokenizer(model_dir, dataset, split, json_out, batch_size, max_clips, fid, fid_repeats, evaluator_dir,
-                       device, threads) -> None:
+                       per_action, rare_threshold, device, threads) -> None:
     """Reconstruction metrics: MPJPE per quantiser depth, root error, contacts, codebook usage, FID."""
     from ..bundled import TOKENIZER_DIR
     from ..tokenizer.evaluate import FID_REPEATS, evaluate_tokenizer as run
@@ -86,7 +91,8 @@ def evaluate_tokenizer(model_dir, dataset, split, json_out, batch_size, max_clip
     set_threads(threads)
     metrics = run(model_dir or TOKENIZER_DIR, dataset=dataset, split=split, batch_size=batch_size, device=device,
                   max_clips=max_clips, progress=not to_stdout, fid=fid,
-                  fid_repeats=FID_REPEATS if fid_repeats is None else fid_repeats, evaluator=evaluator_dir)
+                  fid_repeats=FID_REPEATS if fid_repeats is None else fid_repeats, evaluator=evaluator_dir,
+                  per_action=per_action, rare_threshold=rare_threshold)
     if to_stdout:
         click.echo(json.dumps(metrics, indent=1))
         return
@@ -106,6 +112,27 @@ def evaluate_tokenizer(model_dir, dataset, split, json_out, batch_size, max_clip
         click.echo(f"reconstruction FID: skipped ({metrics['fid_skipped']}); --fid makes this an error")
     else:
         click.echo("reconstruction FID: not computed (--no-fid)")
+    if "per_action" in metrics:
+        for line in _reconstruction_action_lines(metrics["per_action"]):
+            click.echo(line)
+
+
+def _reconstruction_action_lines(res: dict) -> list[str]:
+    """The per-action table of ``evaluate tokenizer --per-action``: action accuracy of real clips and of
+    their reconstructions, and the ratio (reconstruction / real)."""
+    def fmt(row: dict) -> str:
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+        return f"{row['clips']} | {row['real_acc']:.3f} | {row['reconstruction_acc']:.3f} | {ratio}"
+
+    lines = [f"action accuracy of whole clips and their reconstructions (rare: < {res['threshold']} train segments)",
+             "| action | train | clips | real | reconstruction | ratio |", "|---|---|---|---|---|---|"]
+    lines += [f"| {a} | {row['train']} | {fmt(row)} |" for a, row in res["per_action"].items()]
+    for name in ("overall", "rare", "frequent"):
+        if res[name]["clips"]:
+            lines.append(f"| **{name}** | | {fmt(res[name])} |")
+    if res["unknown_actions"]:
+        lines.append("unknown to the classifier (left out): " + ", ".join(res["unknown_actions"]))
+    return lines
 
 
 # -- retrieval ---------------------------------------------------------------------------------------------------

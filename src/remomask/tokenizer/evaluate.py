@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 __all__ = ["ROOT_HORIZON", "FID_REPEATS", "evaluate_model", "evaluate_tokenizer", "make_reconstructor",
-           "reconstruction_fid"]
+           "reconstruction_fid", "reconstruction_action_accuracy"]
 
 ROOT_HORIZON = 100
 """Frames after which the root error is measured: 5 s at 20 fps."""
@@ -240,10 +240,94 @@ def reconstruction_fid(model, *, dataset: str = "embedded", split: str = "test",
                       "evaluator": res.info["evaluator"], "seconds": res.info["seconds"]})
 
 
+@torch.no_grad()
+def reconstruction_action_accuracy(model, records: Sequence, evaluator, *, train_counts: dict,
+                                   threshold: int, batch_size: int = 32, label: str = "action") -> dict:
+    """Does a tokenizer keep the action of real clips? Per-action accuracy of the evaluator's action
+    classifier on each whole clip and on its reconstruction (docs/data.md "Every action learned").
+
+    Every record is reconstructed whole at full depth (:func:`make_reconstructor`); both the real clip and
+    its reconstruction are then cut to the evaluator's canvas (first ``max_frames`` = 196 frames) and, when
+    shorter than 40 frames, hold-extended to 40 (centred, :func:`remomask.data.datasets.hold_extend`, as the
+    evaluator's training data was), and classified.
+
+    Args:
+        model: :class:`~remomask.tokenizer.model.MotionTokenizer`.
+        records: :class:`~remomask.data.layout.MotionRecord` s with ``labels[label]`` (un-normalised features).
+        evaluator: a :class:`~remomask.evaluation.evaluator.T2MEvaluator` with a ``label`` classifier.
+        train_counts: ``{action: train segments}``; an action with fewer than ``threshold`` is *rare*.
+        threshold: rare-action threshold, train segments.
+
+    Returns:
+        ``{"per_action": {action: {"clips", "train", "real_acc", "reconstruction_acc", "ratio"}},
+        "overall": {...}, "rare": {...}, "frequent": {...}, "threshold", "unknown_actions"}``: accuracies in
+        [0, 1] over clips (the rows pool clips, not actions); ``ratio`` = reconstruction / real accuracy
+        (None when the real accuracy is 0). Actions the classifier does not know are listed in
+        ``unknown_actions`` and left out.
+
+    Raises:
+        EvaluatorError: an evaluator without a ``label`` classifier.
+    """
+    from ..data.datasets import hold_extend
+    from ..evaluation.evaluator import EvaluatorError
+
+    if label not in evaluator.label_names:
+        raise EvaluatorError(f"the evaluator has no {label!r} classifier (it has {evaluator.label_names})")
+    known = set(evaluator.config.classes[label])
+    canvas, minimum = int(evaluator.config.max_frames), 40
+    reconstruct = make_reconstructor(model)
+    keep = [r for r in records if r.labels.get(label) in known]
+    unknown = sorted({str(r.labels.get(label)) for r in records} - known)
+    hits: dict[str, list[tuple[bool, bool]]] = {}
+
+    def prepared(x: np.ndarray) -> np.ndarray:
+        x = x[:canvas]
+        if len(x) < minimum:
+            before = (minimum - len(x)) // 2
+            x = hold_extend(x, before, minimum - len(x) - before)
+        return x
+
+    for batch in _batches(keep, batch_size):
+        t = max(r.length for r in batch)
+        feats = torch.zeros(len(batch), t, batch[0].motion.shape[1])
+        for k, r in enumerate(batch):
+            feats[k, :r.length] = torch.as_tensor(np.asarray(r.motion[:r.length], dtype=np.float32))
+        lengths = torch.tensor([r.length for r in batch])
+        rec = reconstruct(feats, lengths)
+        for name, source in (("real", feats), ("rec", rec)):
+            clips = [prepared(source[k, :r.length].numpy()) for k, r in enumerate(batch)]
+            tt = max(len(c) for c in clips)
+            x = torch.zeros(len(clips), tt, clips[0].shape[1])
+            for k, c in enumerate(clips):
+                x[k, :len(c)] = torch.as_tensor(c)
+            pred = evaluator.predict_labels(x, torch.tensor([len(c) for c in clips]))[label]
+            for k, r in enumerate(batch):
+                hits.setdefault(r.key, [r.labels[label], None, None])
+                hits[r.key][1 if name == "real" else 2] = pred[k] == r.labels[label]
+
+    def row(items: list) -> dict:
+        n = len(items)
+        real = sum(h[1] for h in items) / n if n else float("nan")
+        recon = sum(h[2] for h in items) / n if n else float("nan")
+        return {"clips": n, "real_acc": real, "reconstruction_acc": recon,
+                "ratio": (recon / real) if n and real > 0 else None}
+
+    by_action: dict[str, list] = {}
+    for h in hits.values():
+        by_action.setdefault(h[0], []).append(h)
+    per_action = {a: {**row(v), "train": int(train_counts.get(a, 0))} for a, v in sorted(by_action.items())}
+    everything = list(hits.values())
+    rare = [h for h in everything if train_counts.get(h[0], 0) < threshold]
+    frequent = [h for h in everything if train_counts.get(h[0], 0) >= threshold]
+    return {"per_action": per_action, "overall": row(everything), "rare": row(rare), "frequent": row(frequent),
+            "threshold": threshold, "unknown_actions": unknown}
+
+
 def evaluate_tokenizer(model_dir, *, dataset: str = "embedded", split: str = "test", batch_size: int = 32,
                        device: str = "cpu", depths: Sequence[int] | None = None, max_clips: int | None = None,
                        progress: bool = True, fid: bool | None = None, fid_repeats: int = FID_REPEATS,
-                       fid_seed: int | None = None, evaluator=None) -> dict:
+                       fid_seed: int | None = None, evaluator=None, per_action: bool = False,
+                       rare_threshold: int | None = None) -> dict:
     """Load a tokenizer folder and evaluate it on every clip of ``split`` of ``dataset`` (issue 4, 6).
 
     Args:
@@ -255,6 +339,10 @@ def evaluate_tokenizer(model_dir, *, dataset: str = "embedded", split: str = "te
             ``"fid_skipped"`` (a split without captions, fewer than 32 samples of 40-199 frames, or an
             evaluator for another feature size).
         fid_repeats, fid_seed, evaluator: its passes, seed (None = 10107) and evaluator (None = bundled).
+        per_action: also :func:`reconstruction_action_accuracy` on every clip of the split (``max_clips``
+            applies; under
+            ``"per_action"``), with the evaluator's action classifier; ``rare_threshold`` train segments
+            (None = :data:`remomask.evaluation.protocol.RARE_SEGMENTS`).
 
     Returns:
         :func:`evaluate_model`'s dict plus ``model``, ``dataset``, ``split`` and, when computed, ``"fid"``
@@ -295,4 +383,15 @@ def evaluate_tokenizer(model_dir, *, dataset: str = "embedded", split: str = "te
         else:
             out["fid"] = rec["fid"]
             out["reconstruction"] = rec
+    if per_action:
+        from collections import Counter
+
+        from ..evaluation.protocol import RARE_SEGMENTS, resolve_evaluator
+
+        train = MotionLayout(root, "train", min_length=0, max_length=None, require_captions=False,
+                             subclips=False, progress=False)
+        counts = dict(Counter(r.labels.get("action") for r in train))
+        out["per_action"] = reconstruction_action_accuracy(
+            model, records, resolve_evaluator(evaluator), train_counts=counts,
+            threshold=RARE_SEGMENTS if rare_threshold is None else int(rare_threshold), batch_size=batch_size)
     return out
