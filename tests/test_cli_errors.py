@@ -66,6 +66,51 @@ def test_bad_arguments_are_one_line_exit_2(name, args, needles, monkeypatch):
     _one_error_line(_run(args), *needles)
 
 
+# -- remomask caption: bad inputs found before the model loads ------------------------------------------------
+def _caption_nan_npy(tmp_path, fixtures_dir):
+    joints = np.load(fixtures_dir / "humanml3d" / "new_joints__012314.npy")[:40].astype(np.float32)
+    joints[3, 2, 1] = np.nan
+    np.save(tmp_path / "nan.npy", joints)
+    return [tmp_path / "nan.npy"]
+
+
+def _caption_bad_bvh(tmp_path, fixtures_dir):
+    (tmp_path / "cut.bvh").write_bytes((fixtures_dir / "cmu" / "131_01.bvh").read_bytes()[:3000])
+    return [tmp_path / "cut.bvh"]
+
+
+def _caption_read_only_out(tmp_path, fixtures_dir, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.access(ro, os.W_OK):  # root ignores permission bits: simulate what a user would see
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == ro else real(p, mode, *a, **k))
+    return [fixtures_dir / "cmu" / "131_01.bvh", "--out", ro / "captions.jsonl"]
+
+
+CAPTION_CASES = [
+    ("missing file", lambda t, f, m: [t / "nope.npy"], ["nope.npy does not exist"]),
+    ("malformed bvh", lambda t, f, m: _caption_bad_bvh(t, f), ["cut.bvh", "MOTION"]),
+    ("empty folder", lambda t, f, m: [t], ["holds no motion files"]),
+    ("non-finite npy", lambda t, f, m: _caption_nan_npy(t, f), ["nan.npy", "non-finite"]),
+    ("read-only out folder", _caption_read_only_out, ["cannot write to", "ro"]),
+    ("out is a folder", lambda t, f, m: [f / "cmu" / "131_01.bvh", "--out", t], ["is a directory"]),
+    ("top-k 0", lambda t, f, m: [f / "cmu" / "131_01.bvh", "--top-k", "0"], ["--top-k must be >= 1, got 0"]),
+]
+
+
+@pytest.mark.parametrize("name, make_args, needles", CAPTION_CASES, ids=[c[0] for c in CAPTION_CASES])
+def test_caption_bad_inputs_are_one_line_exit_2(name, make_args, needles, tmp_path, fixtures_dir, monkeypatch):
+    import remomask.captioning.retrieval_captioner as rc
+
+    def no_model(*args, **kwargs):  # each of these is found before any model loads
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(rc.RetrievalCaptioner, "from_pretrained", no_model)
+    _one_error_line(_run(["caption", *make_args(tmp_path, fixtures_dir, monkeypatch)]), *needles)
+
+
 def test_cuda_on_a_cpu_machine_says_so_before_loading(monkeypatch):
     import torch
 

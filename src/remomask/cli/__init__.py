@@ -9,6 +9,7 @@ module               commands
 ``train``            ``remomask train tokenizer | retriever | evaluator | ...``
 ``evaluate``         ``remomask evaluate tokenizer | retrieval | t2m``
 ``export``           ``remomask export-bvh``, ``remomask render``
+``caption``          ``remomask caption``, ``remomask data import``
 ``assemble``         ``remomask assemble``
 ===================  ==========================================================
 
@@ -33,6 +34,7 @@ __all__ = ["main"]
     "generate": ("remomask.cli.generate:generate", "Text to motion: joints, features, video, result.json."),
     "edit": ("remomask.cli.edit:edit", "Regenerate a frame range or body parts of a motion with a new text."),
     "retrieve": ("remomask.cli.retrieve:retrieve", "Retrieve the database motions nearest to a text."),
+    "caption": ("remomask.cli.caption:caption", "Caption motion files (BVH, joints, features) by retrieval."),
     "assemble": ("remomask.cli.assemble:assemble", "Assemble trained stages into one pipeline folder."),
     "export-bvh": ("remomask.cli.export:export_bvh", "Write a motion file (joints or features) as a BVH file."),
     "render": ("remomask.cli.export:render", "Render motion files as a stick-figure video or strip."),

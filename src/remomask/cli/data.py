@@ -1,4 +1,5 @@
-"""``remomask data build | stats | export`` (docs/design.md §2)."""
+"""``remomask data build | stats | export | import`` (docs/design.md §2; ``import`` lives in
+:mod:`remomask.cli.caption`)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,8 @@ def data_export(dataset: str, out: Path | None) -> None:
     with replaced_folder(out) as work:
         shutil.copytree(root, work, dirs_exist_ok=True)
     click.echo(str(out))
+
+
+from .caption import data_import  # noqa: E402 - registered here, defined with the other captioning command
+
+data.add_command(data_import, "import")

@@ -1,0 +1,39 @@
+"""Motion captioning: motion in, text out (the motion-to-text direction; docs/design.md §4.6, §4.7).
+
+Public API (imported lazily, so ``import remomask.captioning`` stays light)::
+
+    from remomask.captioning import RetrievalCaptioner
+
+    cap = RetrievalCaptioner.from_pretrained()          # the bundled retriever and database
+    cap.caption(["walk.bvh", joints, features])         # one string per motion
+    res = cap.caption_results(joints, top_k=3)[0]       # res.captions, res.scores, res.entry_ids
+
+Modules: ``retrieval_captioner`` (:class:`RetrievalCaptioner`: TMR-style motion-to-text retrieval over the
+database's caption embeddings, the baseline), ``library`` (:func:`import_motions`: a folder of the user's
+mocap -> a captioned HumanML3D-layout dataset that ``remomask retriever build-db`` indexes). Commands:
+``remomask caption``, ``remomask data import`` (:mod:`remomask.cli`).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["RetrievalCaptioner", "CaptionResult", "motion_features", "resolve_model", "TARGETS",
+           "import_motions", "motion_paths", "ImportSummary", "segment_starts", "LIBRARY_SUFFIXES"]
+
+_WHERE = {
+    "RetrievalCaptioner": "retrieval_captioner", "CaptionResult": "retrieval_captioner",
+    "motion_features": "retrieval_captioner", "resolve_model": "retrieval_captioner", "TARGETS": "retrieval_captioner",
+    "import_motions": "library", "motion_paths": "library", "ImportSummary": "library", "segment_starts": "library",
+    "LIBRARY_SUFFIXES": "library",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
