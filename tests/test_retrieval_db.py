@@ -135,7 +135,13 @@ def test_text_target_finds_the_caption(db):
 
 
 def test_save_load_and_corruption(db, model, tmp_path):
+    import stat
+
+    from remomask.files import file_mode
+
     folder = db.save(tmp_path / "database")
+    # every file follows the umask (safetensors itself writes 0600, which others cannot read)
+    assert {stat.S_IMODE(f.stat().st_mode) for f in folder.iterdir()} == {file_mode()}
     loaded = RetrievalDatabase.load(folder, model=model)
     q = db.motion_emb[:4] + 0.1
     assert torch.equal(loaded.search(q, k=4).indices, db.search(q, k=4).indices)

@@ -63,9 +63,13 @@ def retriever() -> None:
               help="Skip samples shorter (frames).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Database folder to write [default: MODEL/database; required without --model].")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+              help="Storage precision of the embeddings: float16 halves the folder (cosine error ~1e-3; the "
+                   "bundled databases use it).")
 @device_option()
 @threads_option()
-def build_db(model_dir, dataset, split, index, nlist, nprobe, ef_search, min_length, out, device, threads) -> None:
+def build_db(model_dir, dataset, split, index, nlist, nprobe, ef_search, min_length, out, dtype, device,
+             threads) -> None:
     """Build the retrieval database of a split with a trained retriever (docs/design.md §4.6)."""
     from ..retrieval.encode import build_database
     from ..retrieval.model import PartRetriever
@@ -79,7 +83,7 @@ def build_db(model_dir, dataset, split, index, nlist, nprobe, ef_search, min_len
     params = {k: v for k, v in (("nlist", nlist), ("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
     model = PartRetriever.from_pretrained(retriever_dir, device=device)
     db = build_database(model, dataset, split, index=index, index_params=params, min_length=min_length)
-    folder = db.save(out or resolve_retriever(model_dir, None)[1])
+    folder = db.save(out or resolve_retriever(model_dir, None)[1], dtype=dtype)
     click.echo(f"{len(db)} entries ({db.num_motions} motions, {db.dim}-d, index {index}) -> {folder}")
 
 

@@ -39,6 +39,7 @@ import torch
 
 from .._pretrained import read_format_json, replaced_folder
 from ..errors import RemomaskError
+from ..files import file_mode
 
 __all__ = ["DatabaseError", "RetrievalHit", "RetrievalResult", "RetrievalDatabase", "INDEX_KINDS", "mirror_base"]
 
@@ -418,6 +419,7 @@ class RetrievalDatabase:
             else:
                 arrays["motion"] = self.motion_emb.astype(dtype)
             save_file(arrays, str(work / "embeddings.safetensors"))
+            os.chmod(work / "embeddings.safetensors", file_mode())  # safetensors writes 0600
             entries = {"entry_ids": self.entry_ids, "captions": self.captions, "motion_ids": self.motion_ids,
                        "keys": self.keys, "labels": self.labels}
             (work / "entries.json").write_text(json.dumps(entries))
