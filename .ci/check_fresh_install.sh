@@ -40,6 +40,16 @@ remomask generate --timeline "walk forward:4 | turn left and wave:3 | stand stil
 python "$here/check_generate.py" outputs/generate/003 --timeline
 remomask edit outputs/generate/001/sample_0.joints.npy "a person jumps" --frames 20:60 --no-video
 test -f outputs/edit/001/result.json
+# README "Caption your own mocap": a folder of BVH files (the exported motion and two real CMU trials)
+mkdir my_bvh && cp wave.bvh my_bvh/ && cp "$REMOMASK_SHARED/data/fixtures/cmu/131_01.bvh" "$REMOMASK_SHARED/data/fixtures/cmu/01_01.bvh" my_bvh/
+remomask caption my_bvh/ | tee captions.txt
+test "$(wc -l < captions.txt)" -eq 3
+remomask caption my_bvh/ --top-k 3 --out captions.jsonl
+test "$(wc -l < captions.jsonl)" -eq 3
+remomask data import my_bvh/ --out my_library
+remomask retriever build-db --dataset my_library --split all --out my_db
+remomask retrieve "a person waves" --database my_db -k 3 --render my_hits/ | tee my_hits.txt
+grep -q "wave" my_hits.txt
 # a bad request: one line, exit 2
 set +e; remomask generate "" 2>err.txt; rc=$?; set -e
 test "$rc" -eq 2 && test "$(wc -l < err.txt)" -eq 1 && grep -q "^error: " err.txt
