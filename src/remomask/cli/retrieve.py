@@ -66,11 +66,14 @@ def retriever() -> None:
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
               help="Storage precision of the embeddings: float16 halves the folder (cosine error ~1e-3; the "
                    "bundled databases use it).")
+@click.option("--tokenizer", "tokenizer_dir", type=click.Path(path_type=Path), default=None,
+              help="Trained tokenizer folder: also store its base-layer token grids of the entries' motions, read "
+                   "by masked transformers with retrieval_form='tokens' (docs/design.md §4.8).")
 @device_option()
 @threads_option()
-def build_db(model_dir, dataset, split, index, nlist, nprobe, ef_search, min_length, out, dtype, device,
-             threads) -> None:
-    """Build the retrieval database of a split with a trained retriever (docs/design.md §4.6)."""
+def build_db(model_dir, dataset, split, index, nlist, nprobe, ef_search, min_length, out, dtype, tokenizer_dir,
+             device, threads) -> None:
+    """Build the retrieval database of a split with a trained retriever (docs/design.md §4.6, §4.8)."""
     from ..retrieval.encode import build_database
     from ..retrieval.model import PartRetriever
 
@@ -83,6 +86,12 @@ def build_db(model_dir, dataset, split, index, nlist, nprobe, ef_search, min_len
     params = {k: v for k, v in (("nlist", nlist), ("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
     model = PartRetriever.from_pretrained(retriever_dir, device=device)
     db = build_database(model, dataset, split, index=index, index_params=params, min_length=min_length)
+    if tokenizer_dir is not None:
+        from ..retrieval.tokens import add_tokens
+        from ..tokenizer import MotionTokenizer
+
+        tokenizer = MotionTokenizer.from_pretrained(tokenizer_dir, map_location=device).eval()
+        add_tokens(db, tokenizer, tokenizer_name=Path(tokenizer_dir).name)
     folder = db.save(out or resolve_retriever(model_dir, None)[1], dtype=dtype)
     click.echo(f"{len(db)} entries ({db.num_motions} motions, {db.dim}-d, index {index}) -> {folder}")
 

@@ -236,10 +236,15 @@ def _run(kind: str, *, preset, out, milestones, sets, **fields) -> None:
               help="SSTA form: the paper's softmax attention or the public code's linear attention.")
 @click.option("--text-value/--no-text-value", default=False, show_default=True,
               help="ECCV SSTA: also put the text token in the values.")
+@click.option("--retrieval-form", type=click.Choice(["embedding", "tokens"]), default="embedding",
+              show_default=True, help="tokens: also read the retrieved motions' token grids (the database needs "
+                                      "them: `remomask retriever build-db --tokenizer DIR`; docs/design.md §5.8).")
+@click.option("--k-t2t", "k_t2t", type=int_range(0), default=0, show_default=True,
+              help="Of the --retrieval-k entries, text-to-text neighbours (docs/design.md §4.9).")
 def train_mask_transformer(dataset, out, preset, iterations, batch_size, lr, warmup, milestones, eval_every,
                            checkpoint_every, val_max_samples, sets, seed, balance_alpha, device, amp, threads, resume,
                            progress, tokenizer, tokens, token_cache_dir, retriever, database, retrieval, exclude_self,
-                           retrieval_k, ssta, text_value) -> None:
+                           retrieval_k, ssta, text_value, retrieval_form, k_t2t) -> None:
     """Train the retrieval-augmented masked transformer of the base token layer (docs/design.md §5)."""
     from .retrieve import resolve_retriever
 
@@ -253,7 +258,7 @@ def train_mask_transformer(dataset, out, preset, iterations, batch_size, lr, war
          threads=threads, resume=resume, progress=progress, tokenizer=tokenizer, tokens=tokens,
          token_cache_dir=token_cache_dir, retriever=retriever if retrieval else None,
          database=database if retrieval else None, use_retrieval=retrieval, exclude_self=exclude_self, retrieval_k=retrieval_k, ssta=ssta,
-         text_value=text_value)
+         text_value=text_value, retrieval_form=retrieval_form, retrieval_k_t2t=k_t2t)
 
 
 @train.command("residual-transformer")

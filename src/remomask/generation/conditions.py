@@ -6,7 +6,9 @@ The generation stage does not import the tokenizer, the text encoder or the retr
   (what ``MotionTokenizer.encode`` returns), n = frames / 4;
 - the sentence embedding of each prompt: ``(B, text_dim)`` float (``TextFeatures.sentence``);
 - the top-k retrieved entries: any object with ``motion_emb`` and ``text_emb`` ``(B, k, E)`` and optionally
-  ``indices`` ``(B, k)`` (-1 = empty slot), i.e. :class:`RetrievalLike` (``RetrievalResult`` fits);
+  ``indices`` ``(B, k)`` (-1 = empty slot) and ``tokens`` ``(B, k, n_r, J')`` (their base-layer token grids, -1
+  at padding; read by ``retrieval_form="tokens"`` models, docs/design.md §5.8), i.e. :class:`RetrievalLike`
+  (``RetrievalResult`` fits);
 - optionally the tokenizer codebooks ``(Q, K, C)`` to initialise the residual transformer's tables
   (:func:`codebooks_of` reads them from a :class:`CodebookSource`).
 
@@ -33,6 +35,7 @@ __all__ = [
     "column_code_mask",
     "restrict_to_columns",
     "lengths_to_valid",
+    "pad_token_grids",
     "draw_gates",
     "resolve_gate",
 ]
@@ -69,39 +72,77 @@ class Retrieved:
         motion: (B, k, E) float motion embeddings (zeros in empty slots).
         text: (B, k, E) float text embeddings (zeros in empty slots).
         valid: (B, k) bool, False for empty slots (they are treated like dropped retrieval).
+        tokens: (B, k, n_r, J') long base-layer token grids of the entries (-1 after each grid's length and
+            in empty slots), or None (embedding-form models do not read them; docs/design.md §5.8).
     """
 
     motion: torch.Tensor
     text: torch.Tensor
     valid: torch.Tensor
+    tokens: torch.Tensor | None = None
 
     def repeat(self, times: int) -> "Retrieved":
         """The batch repeated ``times`` times along B (for batched guidance passes)."""
-        return Retrieved(self.motion.repeat(times, 1, 1), self.text.repeat(times, 1, 1), self.valid.repeat(times, 1))
+        tokens = None if self.tokens is None else self.tokens.repeat(times, 1, 1, 1)
+        return Retrieved(self.motion.repeat(times, 1, 1), self.text.repeat(times, 1, 1), self.valid.repeat(times, 1),
+                         tokens)
 
     def take(self, index: torch.Tensor) -> "Retrieved":
         """The rows ``index`` ((m,) long, on this object's device) of the batch: (m, k, E) / (m, k)."""
-        return Retrieved(self.motion[index], self.text[index], self.valid[index])
+        tokens = None if self.tokens is None else self.tokens[index]
+        return Retrieved(self.motion[index], self.text[index], self.valid[index], tokens)
 
     @staticmethod
     def cat(parts: Sequence["Retrieved"]) -> "Retrieved":
-        """The batches of ``parts`` (same k and E) joined along B."""
+        """The batches of ``parts`` (same k and E) joined along B; token grids are padded to the longest
+        (all parts need them, or none)."""
+        have = [r.tokens is not None for r in parts]
+        if any(have) and not all(have):
+            raise ValueError("cannot join retrieval batches with and without token grids")
+        tokens = pad_token_grids([g for r in parts for g in r.tokens]) if all(have) and parts else None
         return Retrieved(torch.cat([r.motion for r in parts]), torch.cat([r.text for r in parts]),
-                         torch.cat([r.valid for r in parts]))
+                         torch.cat([r.valid for r in parts]), tokens)
+
+
+def pad_token_grids(grids: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Stack per-prompt token grids of different lengths.
+
+    Args:
+        grids: B tensors (k, n_b, J') of integer ids (-1 = padding), same k and J'.
+
+    Returns:
+        (B, k, max n_b, J') long, -1 after each grid's own rows.
+
+    Raises:
+        ValueError: no grids, or grids whose k or J' differ.
+    """
+    if not len(grids):
+        raise ValueError("no token grids to stack")
+    k, _, j = grids[0].shape
+    if any(g.ndim != 3 or g.shape[0] != k or g.shape[2] != j for g in grids):
+        raise ValueError(f"token grids must all be (k={k}, n, J'={j}), got {[tuple(g.shape) for g in grids]}")
+    n = max(g.shape[1] for g in grids)
+    out = torch.full((len(grids), k, n, j), -1, dtype=torch.long, device=grids[0].device)
+    for b, g in enumerate(grids):
+        out[b, :, : g.shape[1]] = g.long()
+    return out
 
 
 def as_retrieved(obj, batch_size: int, k: int, dim: int, device, dtype=torch.float32) -> Retrieved:
     """Turn a :class:`RetrievalLike` (or :class:`Retrieved`, or a dict with ``motion_emb``/``text_emb``) into
     :class:`Retrieved` with exactly ``k`` slots.
 
-    Extra slots are cut (the first k, best first, are kept); missing slots are added as empty.
+    Extra slots are cut (the first k, best first, are kept); missing slots are added as empty. Token grids
+    (``tokens``, (B, k', n_r, J')) are carried along when present, -1 in empty slots.
 
     Raises:
         TypeError: an object without the two embedding tensors.
-        ValueError: wrong batch size or width, or NaN embeddings (names the fix).
+        ValueError: wrong batch size or width, NaN embeddings (names the fix), or token grids whose (B, k') differ
+            from the embeddings'.
     """
+    tokens = None
     if isinstance(obj, Retrieved):
-        motion, text, valid = obj.motion, obj.text, obj.valid
+        motion, text, valid, tokens = obj.motion, obj.text, obj.valid, obj.tokens
     else:
         get = obj.get if isinstance(obj, dict) else (lambda name, default=None: getattr(obj, name, default))
         motion, text = get("motion_emb"), get("text_emb")
@@ -112,6 +153,7 @@ def as_retrieved(obj, batch_size: int, k: int, dim: int, device, dtype=torch.flo
         valid = (torch.as_tensor(indices) >= 0) if indices is not None else get("valid")
         if valid is None:
             valid = torch.ones(motion.shape[:2], dtype=torch.bool)
+        tokens = get("tokens")
     for name, t in (("motion_emb", motion), ("text_emb", text)):
         if t.ndim == 2:
             raise ValueError(f"retrieval {name} must be (B, k, E); got (B, E) = {tuple(t.shape)}: add the k axis "
@@ -134,7 +176,15 @@ def as_retrieved(obj, batch_size: int, k: int, dim: int, device, dtype=torch.flo
         valid = torch.cat([valid, valid.new_zeros(batch_size, pad)], 1)
     motion = motion.to(device=device, dtype=dtype) * valid.to(device)[..., None]
     text = text.to(device=device, dtype=dtype) * valid.to(device)[..., None]
-    return Retrieved(motion, text, valid.to(device))
+    if tokens is not None:
+        tokens = torch.as_tensor(tokens)
+        if tokens.ndim != 4 or tokens.shape[:2] != (batch_size, have):
+            raise ValueError(f"retrieval tokens must be (B={batch_size}, k={have}, n, J'), got {tuple(tokens.shape)}")
+        tokens = tokens[:, :k].to(device=device, dtype=torch.long)
+        if have < k:
+            tokens = torch.cat([tokens, tokens.new_full((batch_size, k - have, *tokens.shape[2:]), -1)], 1)
+        tokens = tokens.masked_fill(~valid.to(device)[..., None, None], -1)
+    return Retrieved(motion, text, valid.to(device), tokens)
 
 
 def check_text(text, batch_size: int, dim: int, device, dtype=torch.float32) -> torch.Tensor | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "SSTA_KINDS",
+    "RETRIEVAL_FORMS",
     "MaskTransformerConfig",
     "ResidualTransformerConfig",
     "LengthEstimatorConfig",
@@ -30,6 +31,10 @@ __all__ = [
 SSTA_KINDS = ("eccv", "linear")
 """``eccv``: softmax SSTA of the ECCV paper (docs/design.md §5.6), remomask default. ``linear``: the public code's
 linear-attention variant (docs/design.md §5.3)."""
+
+RETRIEVAL_FORMS = ("embedding", "tokens")
+"""How retrieved motions reach the masked transformer: ``embedding`` (the paper's R_m / R_t vectors in SSTA,
+docs/design.md §5.6) or ``tokens`` (additionally their base-layer token grids as key/value memory, §5.8)."""
 
 
 class _ConfigMixin:
@@ -140,6 +145,13 @@ class MaskTransformerConfig(_ConfigMixin):
         text_dim: width of the sentence embedding the model is conditioned on (384 for all-MiniLM-L6-v2).
         retrieval_dim: E, width of the retrieved motion / text embeddings (512).
         retrieval_k: k, retrieved entries used per prompt (1).
+        retrieval_k_t2t: of the k entries, how many are text-to-text neighbours (the caption's closest stored
+            captions, of other motions than the text-to-motion ones; docs/design.md §4.9, after ReMoGPT); the
+            other ``k - retrieval_k_t2t`` are text-to-motion neighbours. 0 (default): text-to-motion only.
+        retrieval_form: ``"embedding"`` (default, the paper's form, docs/design.md §5.6) or ``"tokens"``: the
+            retrieved entries' base-layer token grids, embedded with this model's token table plus learned time,
+            column and "retrieved" type embeddings, are also keys and values of every SSTA block (§5.8; ECCV
+            SSTA with retrieval only). Needs a database with token grids of the same tokenizer.
         use_retrieval: False gives the MoMask-style no-RAG baseline with the same blocks: no retrieval input,
             and the text becomes a key/value token of the attention (as MoMask's prepended text token).
         text_value: ECCV form only: also put the text token in the values (arXiv routing K = (z, t, ...),
@@ -170,6 +182,8 @@ class MaskTransformerConfig(_ConfigMixin):
     text_dim: int = 384
     retrieval_dim: int = 512
     retrieval_k: int = 1
+    retrieval_k_t2t: int = 0
+    retrieval_form: str = "embedding"
     use_retrieval: bool = True
     text_value: bool = False
     text_drop: float = 0.1
@@ -184,6 +198,13 @@ class MaskTransformerConfig(_ConfigMixin):
         _check_prob(self, ("dropout", "attn_dropout", "text_drop", "retrieval_drop"))
         if self.ssta not in SSTA_KINDS:
             raise ValueError(f"ssta must be one of {SSTA_KINDS}, got {self.ssta!r}")
+        _check_nonneg(self, ("retrieval_k_t2t",))
+        if self.retrieval_k_t2t > self.retrieval_k:
+            raise ValueError(f"retrieval_k_t2t ({self.retrieval_k_t2t}) cannot exceed retrieval_k ({self.retrieval_k})")
+        if self.retrieval_form not in RETRIEVAL_FORMS:
+            raise ValueError(f"retrieval_form must be one of {RETRIEVAL_FORMS}, got {self.retrieval_form!r}")
+        if self.retrieval_form == "tokens" and (self.ssta != "eccv" or not self.use_retrieval):
+            raise ValueError("retrieval_form='tokens' needs the ECCV SSTA (ssta='eccv') and use_retrieval=True")
         _check_heads(self.latent_dim, self.num_heads, "MaskTransformerConfig")
 
     @property

@@ -26,7 +26,9 @@ Conditions (docs/design.md §4.7, with the remomask decision to exclude the samp
 the caption is encoded once by the frozen text encoder; its sentence embedding is the generator's text
 input, its token features go through the retriever's text side to query the database (text -> motion);
 the top-k entries with distinct motions are kept, skipping the sample's own motion id and its mirrored
-twin. Both are cached per caption (and per excluded motion id).
+twin. Both are cached per caption (and per excluded motion id). Options: ``k_t2t`` of the k entries are
+text-to-text neighbours of other motions (docs/design.md §4.9); ``tokens=True`` also returns the entries' token
+grids stored in the database (``retrieval_form="tokens"`` generators, §4.8, §5.8), with the same exclusions.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import torch
 
 from ..data.datasets import GENERATION_MAX_LENGTH, UNIT_LENGTH, crop_length
 from ..data.normalization import normalize
-from .conditions import Retrieved
+from .conditions import Retrieved, pad_token_grids
 
 __all__ = [
     "TOKEN_SOURCES",
@@ -324,19 +326,33 @@ class ConditionEncoder:
         k: entries retrieved per prompt.
         exclude_mirrors: with an excluded motion id also exclude its mirrored twin (``M<id>`` <-> ``<id>``).
         cache: keep the conditions of every caption seen (training); False for one-off prompts.
+        k_t2t: of the k entries, text-to-text neighbours (0..k; docs/design.md §4.9); the first ``k - k_t2t``
+            are text-to-motion neighbours and the rest closest captions of other motions
+            (:func:`~remomask.retrieval.multimodal.search_multimodal`).
+        tokens: also return the entries' base-layer token grids (``Retrieved.tokens``); the database must hold
+            them (docs/design.md §4.8).
 
     Raises:
-        ValueError: a retriever without a database, or k < 1.
+        ValueError: a retriever without a database, k < 1 or k_t2t outside 0..k.
+        DatabaseError: ``tokens`` with a database without token grids.
     """
 
     def __init__(self, text_encoder, retriever=None, database=None, *, k: int = 1, exclude_mirrors: bool = True,
-                 cache: bool = True) -> None:
+                 cache: bool = True, k_t2t: int = 0, tokens: bool = False) -> None:
         if retriever is not None and database is None:
             raise ValueError("a retriever needs its retrieval database (RetrievalDatabase.load(<retriever>/database))")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        if not 0 <= k_t2t <= k:
+            raise ValueError(f"k_t2t must be in 0..k={k}, got {k_t2t}")
+        if tokens and database is not None and database.tokens is None:
+            from ..retrieval.database import DatabaseError
+
+            raise DatabaseError("the retrieval database has no token grids; add them with `remomask retriever "
+                                "build-db --model MODEL_DIR --tokenizer TOKENIZER_DIR`")
         self.text_encoder, self.retriever, self.database = text_encoder, retriever, database
         self.k, self.exclude_mirrors, self.cache = k, exclude_mirrors, cache
+        self.k_t2t, self.tokens = k_t2t, tokens
         self._text: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._retr: dict[tuple[str, str | None], tuple[torch.Tensor, torch.Tensor, torch.Tensor, list]] = {}
 
@@ -391,17 +407,25 @@ class ConditionEncoder:
         todo = [key for key in dict.fromkeys(keys) if key not in self._retr]
         fresh = {}
         if todo:
-            res = self.database.search(torch.stack([enc[t][1] for t, _ in todo]), self.k,
-                                       exclude=[None if e is None else [e] for _, e in todo],
-                                       exclude_mirrors=self.exclude_mirrors)
+            from ..retrieval.multimodal import search_multimodal
+
+            res = search_multimodal(self.database, torch.stack([enc[t][1] for t, _ in todo]), self.k - self.k_t2t,
+                                    self.k_t2t, exclude=[None if e is None else [e] for _, e in todo],
+                                    exclude_mirrors=self.exclude_mirrors)
             for j, key in enumerate(todo):
                 hits = [{"entry_id": h.entry_id, "motion_id": h.motion_id, "caption": h.caption,
                          "score": float(h.score)} for h in res.hits[j]]
-                fresh[key] = (res.motion_emb[j], res.text_emb[j], res.indices[j] >= 0, hits)
+                grid = None
+                if self.tokens:                                  # (k, n_j, J') int16, trimmed to its own rows
+                    grid = res.tokens[j]
+                    rows_used = int((grid[..., 0] >= 0).any(0).sum())
+                    grid = grid[:, : max(1, rows_used)].to(torch.int16)
+                fresh[key] = (res.motion_emb[j], res.text_emb[j], res.indices[j] >= 0, hits, grid)
             if self.cache:
                 self._retr.update(fresh)
         rows = [self._retr[key] if key in self._retr else fresh[key] for key in keys]
+        tokens = pad_token_grids([r[4] for r in rows]) if self.tokens else None
         retrieval = Retrieved(torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows]),
-                              torch.stack([r[2] for r in rows]))
+                              torch.stack([r[2] for r in rows]), tokens)
         hits = [list(r[3]) for r in rows] if keep_hits else [[] for _ in texts]
         return Conditions(sentence, retrieval, hits)

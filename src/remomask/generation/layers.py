@@ -170,6 +170,9 @@ class SSTAConditions:
             without retrieval).
         retr_on: (B, k) bool: retrieval gate AND slot filled.
         retr_value: (B, k, D) ``P_m(R_m)`` value tokens (ECCV) or None.
+        memory: (B, M, D) embedded retrieved token grids, M = k n_r J' (``retrieval_form="tokens"``,
+            docs/design.md §5.8), or None.
+        memory_on: (B, M) bool: memory token attended (a real code of a slot that is on).
     """
 
     text: torch.Tensor
@@ -179,6 +182,8 @@ class SSTAConditions:
     retr_text: torch.Tensor | None = None
     retr_on: torch.Tensor | None = None
     retr_value: torch.Tensor | None = None
+    memory: torch.Tensor | None = None
+    memory_on: torch.Tensor | None = None
 
     def take(self, rows: slice) -> "SSTAConditions":
         """The conditions of the batch rows ``rows`` (a slice of B), for a forward pass over a chunk."""
@@ -186,7 +191,8 @@ class SSTAConditions:
             return None if t is None else t[rows]
 
         return SSTAConditions(self.text[rows], self.text_on[rows], self.text_slot, cut(self.retr_motion),
-                              cut(self.retr_text), cut(self.retr_on), cut(self.retr_value))
+                              cut(self.retr_text), cut(self.retr_on), cut(self.retr_value), cut(self.memory),
+                              cut(self.memory_on))
 
 
 class SSTABlock(nn.Module):
@@ -200,16 +206,20 @@ class SSTABlock(nn.Module):
 
     A semantic slot is attended only when its text or its retrieval is on; a dropped source is zero in the
     key MLP input and in the value, so the output does not depend on it (RAG-CFG gates, docs/design.md §5.5). With
-    ``text_slot`` the text is also one key/value token ``LN_c(t)``, attended when the text is on.
+    ``text_slot`` the text is also one key/value token ``LN_c(t)``, attended when the text is on. With
+    ``memory`` the embedded retrieved token grids m (``cond.memory``, (B, M, D)) are further keys and values,
+    ``K = W_k [...; LN_m(m)]``, ``V = W_v [...; LN_m(m)]``, each attended where ``cond.memory_on`` (docs/design.md
+    §5.8).
 
     Args:
         dim, heads, ff_size, dropout: D, H, FFN width, dropout (residual branches, FFN).
         retrieval_dim: E, or 0 without retrieval (then only the text slot can be added).
         attn_dropout: on the attention weights (None = ``dropout``).
+        memory: add the LayerNorm of the retrieved-token memory (``retrieval_form="tokens"``).
     """
 
     def __init__(self, dim: int, heads: int, ff_size: int, dropout: float, retrieval_dim: int,
-                 attn_dropout: float | None = None) -> None:
+                 attn_dropout: float | None = None, memory: bool = False) -> None:
         super().__init__()
         self.heads, self.dropout = heads, dropout if attn_dropout is None else attn_dropout
         self.norm = nn.LayerNorm(dim)
@@ -221,6 +231,8 @@ class SSTABlock(nn.Module):
         self.sem_mlp = None
         if retrieval_dim:
             self.sem_mlp = nn.Sequential(nn.Linear(dim + 2 * retrieval_dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        if memory:
+            self.mem_norm = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, ff_size, dropout)
         self.drop = nn.Dropout(dropout)
@@ -243,6 +255,11 @@ class SSTABlock(nn.Module):
             value = self.v(self.cond_norm(cond.retr_value))
             values.append(value * cond.retr_on[..., None].to(value.dtype))            # dropped R_m -> value 0
             kv_valid.append(cond.text_on[:, None] | cond.retr_on)
+        if cond.memory is not None and hasattr(self, "mem_norm"):
+            m = self.mem_norm(cond.memory)                                           # (B, M, D)
+            keys.append(self.k(m))
+            values.append(self.v(m))
+            kv_valid.append(cond.memory_on)
         q = self.q(h)
         k = torch.cat([t.to(q.dtype) for t in keys], 1)
         v = torch.cat([t.to(q.dtype) for t in values], 1)

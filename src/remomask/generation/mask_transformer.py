@@ -8,6 +8,10 @@ Data flow for ids (B, n, J') (n time rows of 4 frames, J' = 6 joint columns)::
         --joint-wise blocks over (B n, J', D) ("attnj")--> --time-wise blocks over (B J', n, D) ("attnt")-->
         --LN -> Linear -> GELU -> LN -> Linear(D -> K) (BERT-style head)--> logits (B, N, K)
 
+With ``retrieval_form="tokens"`` (docs/design.md §5.8) the retrieved entries' token grids (B, k, n_r, J') are
+embedded once per pass (:class:`~remomask.generation.retrieved_tokens.RetrievedTokenEmbedding`, the model's own
+token table) into a memory (B, k n_r J', D) that every SSTA block adds to its keys and values.
+
 Padding (id ``K + 1`` or ``-1``) is never attended: it is masked out of every key set. Logits at padding are
 computed but meaningless; the loss and the sampler ignore them.
 
@@ -36,6 +40,7 @@ from .layers import (
 )
 from .masking import LossOutput, mask_grid, masked_cross_entropy
 from .pretrained import load_model, save_model
+from .retrieved_tokens import RetrievedTokenEmbedding
 
 __all__ = ["MaskTransformer"]
 
@@ -68,10 +73,11 @@ class MaskTransformer(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.text_proj = nn.Linear(c.text_dim, d)                     # cond_emb
         e = c.retrieval_dim if c.use_retrieval else 0
+        tokens_form = c.retrieval_form == "tokens"
         if c.ssta == "eccv":
             self.retr_value_proj = nn.Linear(c.retrieval_dim, d) if c.use_retrieval else None   # P_m
-            self.ssta = nn.ModuleList(SSTABlock(d, c.num_heads, c.ff_size, c.dropout, e, c.attn_dropout)
-                                      for _ in range(c.ssta_layers))
+            self.ssta = nn.ModuleList(SSTABlock(d, c.num_heads, c.ff_size, c.dropout, e, c.attn_dropout,
+                                                memory=tokens_form) for _ in range(c.ssta_layers))
         else:
             self.retr_value_proj = None
             self.ssta = nn.ModuleList(LinearSSTALayer(d, c.num_heads, e) for _ in range(c.ssta_layers))
@@ -81,6 +87,8 @@ class MaskTransformer(nn.Module):
                                          for _ in range(c.time_layers))
         self.out_norm = nn.LayerNorm(d)
         self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d, eps=1e-12), nn.Linear(d, c.num_codes))
+        if tokens_form:                                               # docs/design.md §5.8
+            self.retr_tokens = RetrievedTokenEmbedding(c.max_tokens, c.num_columns, d, c.dropout)
         self.apply(self._init)
         if c.ssta == "linear" and c.use_retrieval:
             for layer in self.ssta:                                   # zero-init v_retr (docs/design.md §5.3)
@@ -120,17 +128,27 @@ class MaskTransformer(nn.Module):
             return cond
         retrieval_on = resolve_gate(retrieval_on, self.training, c.retrieval_drop, b, device, generator,
                                      "retrieval_on")
+        tokens_form = c.retrieval_form == "tokens"
         if retrieval is None:
             r = Retrieved(torch.zeros(b, c.retrieval_k, c.retrieval_dim, device=device, dtype=dtype),
                           torch.zeros(b, c.retrieval_k, c.retrieval_dim, device=device, dtype=dtype),
                           torch.zeros(b, c.retrieval_k, dtype=torch.bool, device=device))
+            if tokens_form:
+                r.tokens = torch.full((b, c.retrieval_k, 1, c.num_columns), -1, dtype=torch.long, device=device)
         else:
             r = as_retrieved(retrieval, b, c.retrieval_k, c.retrieval_dim, device, dtype)
+            if tokens_form and r.tokens is None:
+                raise ValueError("this masked transformer reads retrieved motions as token grids "
+                                 "(retrieval_form='tokens'): the retrieval input needs `tokens` (B, k, n, J'), i.e. a "
+                                 "database with token grids (`remomask retriever build-db --tokenizer DIR`)")
         on = r.valid & retrieval_on[:, None]                          # (B, k)
         gate = on[..., None].to(dtype)
         cond.retr_motion, cond.retr_text, cond.retr_on = r.motion * gate, r.text * gate, on
         if self.retr_value_proj is not None:
             cond.retr_value = self.retr_value_proj(cond.retr_motion)
+        if tokens_form:
+            cond.memory, cond.memory_on = self.retr_tokens(r.tokens, on, self.token_emb, self.in_proj, c.num_codes,
+                                                           c.pad_id)
         return cond
 
     # ---- forward ---------------------------------------------------------------------------------
@@ -143,7 +161,9 @@ class MaskTransformer(nn.Module):
                 every sample needs at least one non-padding position.
             text: (B, text_dim) sentence embedding (``TextFeatures.sentence``), or None = no text (dropped).
             retrieval: :class:`~remomask.generation.conditions.RetrievalLike` with (B, k, E) embeddings, or None
-                (= dropped). Ignored when ``config.use_retrieval`` is False.
+                (= dropped). Ignored when ``config.use_retrieval`` is False. With ``retrieval_form="tokens"`` it
+                also needs ``tokens`` (B, k, n_r, J') long grids (-1 = padding), which become a (B, k n_r J', D)
+                key/value memory of the SSTA blocks (docs/design.md §5.8).
             text_on, retrieval_on: (B,) bool gates (or one bool). None: in training mode drawn with
                 ``text_drop`` / ``retrieval_drop``; in eval mode all on.
             generator: torch generator for the training-time gate draws.

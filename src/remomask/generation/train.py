@@ -73,6 +73,9 @@ class GenerationTrainConfig:
         exclude_self: at training time the database skips the sample's own motion (and its mirror).
         retrieval_k: entries retrieved per prompt (1). ssta: ``"eccv"`` or ``"linear"``. text_value: ECCV
             SSTA with the text token also in the values.
+        retrieval_k_t2t: of the ``retrieval_k`` entries, text-to-text neighbours (0; docs/design.md §4.9).
+        retrieval_form: ``"embedding"`` (default) or ``"tokens"`` (docs/design.md §5.8: the database must hold
+            token grids of ``tokenizer``; they are fed with the same self-exclusion as the embeddings).
         text_encoder: frozen text encoder when no retriever is loaded (``minilm``); with a retriever its own
             encoder is used, so the text input matches the retrieval queries.
         init_from_codebooks: residual only: copy the tokenizer codebooks into the embedding tables (sets
@@ -104,6 +107,8 @@ class GenerationTrainConfig:
     use_retrieval: bool = True
     exclude_self: bool = True
     retrieval_k: int = 1
+    retrieval_k_t2t: int = 0
+    retrieval_form: str = "embedding"
     ssta: str = "eccv"
     text_value: bool = False
     text_encoder: str = "minilm"
@@ -198,6 +203,10 @@ def _check(cfg: GenerationTrainConfig) -> None:
         raise TrainingError(f"tokens must be one of {TOKEN_SOURCES}, got {cfg.tokens!r}")
     if cfg.retrieval_k < 1:
         raise TrainingError(f"retrieval_k must be >= 1, got {cfg.retrieval_k}")
+    if not 0 <= cfg.retrieval_k_t2t <= cfg.retrieval_k:
+        raise TrainingError(f"retrieval_k_t2t must be in 0..retrieval_k={cfg.retrieval_k}, got {cfg.retrieval_k_t2t}")
+    if cfg.retrieval_form not in ("embedding", "tokens"):
+        raise TrainingError(f"retrieval_form must be 'embedding' or 'tokens', got {cfg.retrieval_form!r}")
 
 
 def _preflight(cfg: GenerationTrainConfig) -> None:
@@ -263,12 +272,17 @@ class _Task:
         else:
             text_encoder = _text_encoder(cfg.text_encoder, device)
         self.info["text_encoder"] = text_encoder.name
-        self.conditions = ConditionEncoder(text_encoder, self.retriever, self.database, k=cfg.retrieval_k)
+        tokens_form = cfg.kind == "mask" and cfg.use_retrieval and cfg.retrieval_form == "tokens"
+        self.conditions = ConditionEncoder(text_encoder, self.retriever, self.database, k=cfg.retrieval_k,
+                                           k_t2t=cfg.retrieval_k_t2t if self.retriever is not None else 0,
+                                           tokens=tokens_form)
         if cfg.kind != "length":
             from .data import TokenSource, tokenizer_fingerprint
 
             self.tokenizer = _load_tokenizer(cfg, device)
             self.info["tokenizer"] = {"path": str(cfg.tokenizer), "fingerprint": tokenizer_fingerprint(self.tokenizer)}
+            if tokens_form:                                      # grids of another tokenizer: DatabaseError
+                self.database.check_tokens(self.info["tokenizer"]["fingerprint"])
             self.info["tokens"] = cfg.tokens
             cache = Path(cfg.token_cache_dir) if cfg.token_cache_dir else _default_token_cache()
 
@@ -299,6 +313,8 @@ class _Task:
             fields = dict(num_codes=num_codes_of(self.tokenizer), column_codes=column_codes_of(self.tokenizer),
                           num_columns=self.tokenizer.num_columns, text_dim=text_dim, retrieval_k=cfg.retrieval_k,
                           use_retrieval=cfg.use_retrieval, ssta=cfg.ssta, text_value=cfg.text_value)
+            if cfg.use_retrieval:
+                fields.update(retrieval_k_t2t=cfg.retrieval_k_t2t, retrieval_form=cfg.retrieval_form)
             if self.database is not None:
                 fields["retrieval_dim"] = self.database.dim
             model = MaskTransformer(MaskTransformerConfig.preset(cfg.preset, **{**fields, **over}))

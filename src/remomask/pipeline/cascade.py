@@ -66,7 +66,9 @@ class ReMoMaskPipeline:
                 text_encoder = load_text_encoder(text_encoder_name)
         self.text_encoder = text_encoder
         self._check_fit()
-        self.conditions = ConditionEncoder(text_encoder, retriever, database, k=mc.retrieval_k)
+        self.conditions = ConditionEncoder(text_encoder, retriever, database, k=mc.retrieval_k,
+                                           k_t2t=mc.retrieval_k_t2t if retriever is not None else 0,
+                                           tokens=retriever is not None and mc.retrieval_form == "tokens")
         self._readme: dict[str, str | None] = {}
         self.sampling_defaults: dict[str, float] = dict(DEFAULT_SAMPLING)
         self.device = None
@@ -111,6 +113,10 @@ class ReMoMaskPipeline:
         if self.database is not None and self.database.dim != mc.retrieval_dim:
             raise ValueError(f"the database holds {self.database.dim}-d embeddings, the masked transformer takes "
                              f"{mc.retrieval_dim}-d ones")
+        if self.database is not None and mc.retrieval_form == "tokens":   # docs/design.md §5.8: DatabaseError
+            from ..generation.data import tokenizer_fingerprint
+
+            self.database.check_tokens(tokenizer_fingerprint(tok))
 
     # ---- loading and saving ----------------------------------------------------------------------------------
     # ---- loading and saving (remomask.pipeline.folder, remomask.pipeline.card) ----------------------------------

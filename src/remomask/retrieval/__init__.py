@@ -14,7 +14,8 @@ Public API (imported lazily, so ``import remomask.retrieval`` stays light)::
 
 Modules: ``config`` (RetrieverConfig, presets), ``encoders`` and ``model`` (PartRetriever), ``hbm``
 (HBMLoss, queues, filtering), ``train`` (train_retriever), ``encode`` (encode_split, build_database),
-``database`` (RetrievalDatabase), ``metrics`` and ``evaluate``. Commands: :mod:`remomask.cli`.
+``database`` (RetrievalDatabase), ``tokens`` (token grids of the entries, design §4.8), ``multimodal``
+(text-to-motion + text-to-text search, design §4.9), ``metrics`` and ``evaluate``. Commands: :mod:`remomask.cli`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "HBMLoss", "BatchMeta", "NegativeQueue", "false_negative_mask", "info_nce", "momentum_update",
     "RetrievalDatabase", "RetrievalResult", "RetrievalHit", "DatabaseError",
     "encode_split", "build_database", "SplitEmbeddings",
+    "DatabaseTokens", "add_tokens", "encode_database_tokens", "search_multimodal",
     "retrieval_metrics", "batched_retrieval_metrics", "label_precision",
     "evaluate_retriever", "text_to_text_baseline",
     "train_retriever", "TrainingError",
@@ -40,6 +42,8 @@ _WHERE = {
     "RetrievalDatabase": "database", "RetrievalResult": "database", "RetrievalHit": "database",
     "DatabaseError": "database",
     "encode_split": "encode", "build_database": "encode", "SplitEmbeddings": "encode",
+    "DatabaseTokens": "tokens", "add_tokens": "tokens", "encode_database_tokens": "tokens",
+    "search_multimodal": "multimodal",
     "retrieval_metrics": "metrics", "batched_retrieval_metrics": "metrics", "label_precision": "metrics",
     "evaluate_retriever": "evaluate", "text_to_text_baseline": "evaluate",
     "train_retriever": "train", "TrainingError": "train",

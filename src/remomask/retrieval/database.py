@@ -21,7 +21,9 @@ databases of 10^5 entries and more (see ``benchmarks/bench_retrieval.py``).
 On disk a database is a folder (``meta.json``, ``embeddings.safetensors``, ``entries.json`` and, for
 approximate indexes, ``index.faiss``), usually ``<model folder>/database``. ``meta.json`` records the
 format version, size, dimension, the model hash and a SHA-256 of every file; :meth:`RetrievalDatabase.load`
-checks all of them.
+checks all of them. Optionally the folder also holds ``tokens.safetensors``, the frozen tokenizer's base-layer
+token grids of the entries' motions for generators that read retrieved motions as tokens
+(:mod:`remomask.retrieval.tokens`, docs/design.md §4.8); searches then return them too.
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ class RetrievalResult:
         scores: (B, k) float32 inner products (-inf in empty slots).
         indices: (B, k) int64 database rows (-1 in empty slots: fewer than k distinct motions remained).
         hits: B lists of :class:`RetrievalHit`, best first (no entries for empty slots).
+        tokens: (B, k, n, J') int64 base-layer token grids of the hits (-1 after a grid's length and in empty
+            slots; n the longest), or None when the database has no token grids (docs/design.md §4.8).
     """
 
     motion_emb: torch.Tensor
@@ -105,11 +109,13 @@ class RetrievalResult:
     scores: torch.Tensor
     indices: torch.Tensor
     hits: list[list[RetrievalHit]]
+    tokens: torch.Tensor | None = None
 
     def to(self, device) -> "RetrievalResult":
         """The tensors moved to ``device``."""
         return RetrievalResult(self.motion_emb.to(device), self.text_emb.to(device), self.scores.to(device),
-                               self.indices.to(device), self.hits)
+                               self.indices.to(device), self.hits,
+                               None if self.tokens is None else self.tokens.to(device))
 
 
 def _faiss():
@@ -168,6 +174,8 @@ class RetrievalDatabase:
         index: ``"flat"`` | ``"ivf"`` | ``"hnsw"``; index_params: ``nlist``/``nprobe`` (IVF),
             ``M``/``ef_construction``/``ef_search`` (HNSW).
         info: free-form provenance (dataset, split, ...) saved in ``meta.json``.
+        tokens: optional :class:`~remomask.retrieval.tokens.DatabaseTokens`, the entries' base-layer token
+            grids (docs/design.md §4.8); also settable later (:func:`~remomask.retrieval.tokens.add_tokens`).
 
     Raises:
         DatabaseError: inconsistent sizes, NaN, an empty database or an unknown index kind.
@@ -177,7 +185,7 @@ class RetrievalDatabase:
                  entry_ids: Sequence[str] | None = None, keys: Sequence[str] | None = None,
                  starts: Sequence[int] | None = None, ends: Sequence[int] | None = None,
                  labels: Sequence[dict] | None = None, model_hash: str | None = None, index: str = "flat",
-                 index_params: dict | None = None, info: dict | None = None) -> None:
+                 index_params: dict | None = None, info: dict | None = None, tokens=None) -> None:
         m = _as_matrix(motion_emb, "motion_emb")
         t = _as_matrix(text_emb, "text_emb", m.shape[1])
         n = m.shape[0]
@@ -204,6 +212,9 @@ class RetrievalDatabase:
         self.index_kind = index
         self.index_params = dict(index_params or {})
         self.info = dict(info or {})
+        if tokens is not None and len(tokens.row) != n:
+            raise DatabaseError(f"the token grids cover {len(tokens.row)} entries, the embeddings {n}")
+        self.tokens = tokens
         # motion id -> small int, for de-duplication and exclusion
         self._group_of: dict[str, int] = {}
         self.groups = np.array([self._group_of.setdefault(i, len(self._group_of)) for i in self.motion_ids],
@@ -354,7 +365,8 @@ class RetrievalDatabase:
         motion = torch.from_numpy(self.motion_emb[safe]) * valid
         text = torch.from_numpy(self.text_emb[safe]) * valid
         hits = [[self._hit(j, sc) for j, sc in found] for found in slots]
-        return RetrievalResult(motion.float(), text.float(), scores, idx, hits)
+        tokens = None if self.tokens is None else self.tokens.grids(idx)
+        return RetrievalResult(motion.float(), text.float(), scores, idx, hits, tokens)
 
     def _hit(self, j: int, score: float) -> RetrievalHit:
         return RetrievalHit(index=j, score=score, entry_id=self.entry_ids[j], motion_id=self.motion_ids[j],
@@ -388,6 +400,14 @@ class RetrievalDatabase:
             if h != self.model_hash:
                 raise DatabaseError(f"the database was built by model {self.model_hash}, not by this model ({h}); "
                                     f"{_REBUILD}")
+
+    def check_tokens(self, fingerprint: str) -> None:
+        """Raise :class:`DatabaseError` unless the database has token grids made by the tokenizer with
+        ``fingerprint`` (:func:`~remomask.generation.data.tokenizer_fingerprint`; docs/design.md §4.8)."""
+        if self.tokens is None:
+            raise DatabaseError("the retrieval database has no token grids, which this generator reads; add them "
+                                "with `remomask retriever build-db --model MODEL_DIR --tokenizer TOKENIZER_DIR`")
+        self.tokens.check_tokenizer(fingerprint)
 
     # -- files -------------------------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike, *, dtype: str = "float32") -> Path:
@@ -424,24 +444,34 @@ class RetrievalDatabase:
                        "keys": self.keys, "labels": self.labels}
             (work / "entries.json").write_text(json.dumps(entries))
             files = ["embeddings.safetensors", "entries.json"]
+            if self.tokens is not None:
+                from .tokens import TOKENS_FILE
+
+                save_file(self.tokens.arrays(), str(work / TOKENS_FILE))
+                os.chmod(work / TOKENS_FILE, file_mode())
+                files.append(TOKENS_FILE)
             if self.index_kind != "flat":
                 _faiss().write_index(self.index("motion"), str(work / "index.faiss"))
                 files.append("index.faiss")
             meta = {"format": FORMAT, "version": VERSION, "count": len(self), "dim": self.dim, "dtype": dtype,
                     "model_hash": self.model_hash, "index": {"kind": self.index_kind, **self.index_params},
                     "info": self.info, "sha256": {f: _sha256(work / f) for f in files}}
+            if self.tokens is not None:
+                meta["tokens"] = self.tokens.meta()
             (work / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return folder
 
     @classmethod
     def load(cls, folder: str | os.PathLike, *, model=None, expected_hash: str | None = None,
-             expected_dim: int | None = None) -> "RetrievalDatabase":
+             expected_dim: int | None = None, expected_tokenizer: str | None = None) -> "RetrievalDatabase":
         """Read a database folder and check it.
 
         Args:
             folder: the folder written by :meth:`save`.
             model: the retriever it will be used with (checks dim and model hash), or None.
             expected_hash, expected_dim: explicit checks instead of / besides ``model``.
+            expected_tokenizer: a tokenizer fingerprint: the database must hold token grids made by it
+                (:meth:`check_tokens`). None: token grids are loaded when present, unchecked.
 
         Raises:
             DatabaseError: missing folder or file, unreadable or tampered files (checksum), wrong format
@@ -500,6 +530,17 @@ class RetrievalDatabase:
                      index=kind, index_params=index, info=meta.get("info"))
         except (KeyError, TypeError) as exc:
             raise DatabaseError(f"{folder / 'entries.json'} lacks field {exc}; {_REBUILD}") from exc
+        if "tokens" in meta:
+            from .tokens import DatabaseTokens
+
+            tmeta = dict(meta["tokens"])
+            try:
+                tarrays = load_file(str(folder / tmeta.get("file", "tokens.safetensors")))
+            except (SafetensorError, OSError) as exc:
+                raise DatabaseError(f"cannot read the token grids of {folder} ({exc}); {_REBUILD}") from exc
+            db.tokens = DatabaseTokens.from_arrays(tarrays, tmeta, n)
+        if expected_tokenizer is not None:
+            db.check_tokens(expected_tokenizer)
         if kind != "flat":
             try:
                 idx = _faiss().read_index(str(folder / "index.faiss"))
