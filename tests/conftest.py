@@ -162,3 +162,20 @@ def walk_source():
     from remomask.pipeline.editing import load_source
 
     return load_source("000110")
+
+
+def read_archive_members(archive: Path, wanted: set[str]) -> dict[str, bytes]:
+    """The bytes of the members ``wanted`` of a raw ``.tar.xz`` archive, read in one streaming pass that stops
+    once all are found; fails the test naming the members the archive lacks."""
+    import tarfile
+
+    out: dict[str, bytes] = {}
+    with tarfile.open(archive, "r:xz") as tar:
+        for member in tar:
+            if member.name in wanted:
+                out[member.name] = tar.extractfile(member).read()
+                if len(out) == len(wanted):
+                    break
+    missing = wanted - set(out)
+    assert not missing, f"{archive} lacks {missing}"
+    return out

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_archive_members
 from scipy.spatial.transform import Rotation, Slerp
 
 from remomask.data.mocap import (
@@ -50,19 +50,6 @@ BELOW_THORAX = ("Hips", "LHipJoint", "LeftUpLeg", "LeftLeg", "LeftFoot", "LeftTo
                 "RightUpLeg", "RightLeg", "RightFoot", "RightToeBase", "LowerBack", "Spine", "Spine1")
 
 
-def _read_members(archive: Path, wanted: set[str]) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    with tarfile.open(archive, "r:xz") as tar:
-        for member in tar:  # stream; stop as soon as everything is found
-            if member.name in wanted:
-                out[member.name] = tar.extractfile(member).read()
-                if len(out) == len(wanted):
-                    break
-    missing = wanted - set(out)
-    assert not missing, f"{archive} lacks {missing}"
-    return out
-
-
 @pytest.fixture(scope="session")
 def raw_dir(fixtures_dir: Path) -> Path:
     raw = fixtures_dir.parent / "raw"
@@ -73,12 +60,12 @@ def raw_dir(fixtures_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def bandai_bytes(raw_dir: Path) -> bytes:
-    return _read_members(raw_dir / "bandai-namco-1.tar.xz", {BANDAI_MEMBER})[BANDAI_MEMBER]
+    return read_archive_members(raw_dir / "bandai-namco-1.tar.xz", {BANDAI_MEMBER})[BANDAI_MEMBER]
 
 
 @pytest.fixture(scope="session")
 def hdm05_bytes(raw_dir: Path) -> dict[str, bytes]:
-    return _read_members(raw_dir / "hdm05-subset.tar.xz", {HDM05_ASF, HDM05_AMC})
+    return read_archive_members(raw_dir / "hdm05-subset.tar.xz", {HDM05_ASF, HDM05_AMC})
 
 
 @pytest.fixture(scope="session")

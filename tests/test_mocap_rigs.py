@@ -9,11 +9,11 @@ retargeted BVH copy (docs/design.md §2.1; joint tables in ``remomask/data/mocap
 from __future__ import annotations
 
 import os
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_archive_members
 
 from remomask.data.mocap import MocapFormatError, import_mocap, parse_asf
 from remomask.data.mocap.importer import is_t_pose
@@ -35,16 +35,7 @@ RIGIFY = "reactidle/genuine/003_genuine.bvh"
 def _read_members(archive: Path, wanted: set[str]) -> dict[str, bytes]:
     if not archive.is_file():
         pytest.skip(f"raw archive {archive} not found (set REMOMASK_SHARED to the shared folder)")
-    out: dict[str, bytes] = {}
-    with tarfile.open(archive, "r:xz") as tar:
-        for member in tar:  # stream; stop as soon as everything is found
-            if member.name in wanted:
-                out[member.name] = tar.extractfile(member).read()
-                if len(out) == len(wanted):
-                    break
-    missing = wanted - set(out)
-    assert not missing, f"{archive} lacks {missing}"
-    return out
+    return read_archive_members(archive, wanted)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ Heavy modules (torch, the models) are imported lazily so that ``remomask --help`
 
 from __future__ import annotations
 
+from ._lazy import lazy_exports
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "ReMoMaskPipeline", "GenerationOutput"]
@@ -13,13 +15,4 @@ __all__ = ["__version__", "ReMoMaskPipeline", "GenerationOutput"]
 _LAZY = {"ReMoMaskPipeline": "pipeline", "GenerationOutput": "pipeline"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -16,7 +16,7 @@ mocap -> a captioned HumanML3D-layout dataset that ``remomask retriever build-db
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 __all__ = ["RetrievalCaptioner", "CaptionResult", "motion_features", "resolve_model", "TARGETS",
            "import_motions", "motion_paths", "ImportSummary", "segment_starts", "LIBRARY_SUFFIXES"]
@@ -29,11 +29,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -20,7 +20,7 @@ Modules: ``config`` (RetrieverConfig, presets), ``encoders`` and ``model`` (Part
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 __all__ = [
     "RetrieverConfig", "PRESETS", "load_config",
@@ -50,11 +50,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
