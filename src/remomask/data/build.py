@@ -427,7 +427,15 @@ def item_split(clip_split: str, human_captions: bool) -> str:
 
 
 def idle_windows(num_frames: int, keep: int) -> list[tuple[int, int]]:
-    """``keep`` evenly spaced windows of :func:`segment_bounds` (all of them when there are fewer)."""
+    """``keep`` evenly spaced windows of :func:`segment_bounds` (all of them when there are fewer).
+
+    Args:
+        num_frames: joints of the clip, frames at 20 fps. keep: windows wanted (>= 1).
+
+    Returns:
+        ``[(start, end), ...]`` joint frames, each window at most 197 joints (9.8 s of features); empty for a
+        clip under 1 s. Source: docs/data.md "Dataset v2" (ReActIdle).
+    """
     bounds = segment_bounds(num_frames)
     if len(bounds) <= keep:
         return bounds
