@@ -117,6 +117,27 @@ def test_sampling_defaults_are_saved_and_used(pipe, tmp_path):
         tuned.set_sampling_defaults(steps=0)
 
 
+def test_four_way_guidance_defaults(pipe, tmp_path):
+    """text_scale / retrieval_scale chosen on val travel in pipeline.json (docs/design.md §5.5); a call without
+    retrieval ignores the default retrieval term instead of failing."""
+    from remomask.pipeline import DEFAULT_SAMPLING, ReMoMaskPipeline
+
+    pipe.set_sampling_defaults(text_scale=1.5, retrieval_scale=2.0)
+    try:
+        folder = pipe.save_pretrained(tmp_path / "four_way")
+    finally:
+        pipe.set_sampling_defaults(**DEFAULT_SAMPLING)
+    sampling = json.loads((folder / "pipeline.json").read_text())["sampling"]
+    assert sampling["text_scale"] == 1.5 and sampling["retrieval_scale"] == 2.0
+    tuned = ReMoMaskPipeline.from_pretrained(folder)
+    out = tuned(["a person kicks with the right leg"], seconds=2.4, seed=11)
+    assert out.settings["text_scale"] == 1.5 and out.settings["retrieval_scale"] == 2.0
+    explicit = pipe(["a person kicks with the right leg"], seconds=2.4, seed=11, text_scale=1.5, retrieval_scale=2.0)
+    np.testing.assert_array_equal(out.token_ids, explicit.token_ids)
+    no_rag = tuned(["a person kicks with the right leg"], seconds=2.4, seed=11, use_retrieval=False)
+    assert no_rag.settings["retrieval_scale"] == 0.0 and no_rag.settings["text_scale"] == 1.5
+
+
 # ---- generation --------------------------------------------------------------------------------------------------
 def test_shapes_lengths_and_denormalised_output(pipe, pipe_dir):
     from remomask.data.features import joints_from_features

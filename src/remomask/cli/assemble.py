@@ -33,8 +33,12 @@ __all__ = ["assemble"]
 @click.option("--steps", type=POSITIVE, default=None, help="Default masked-decoding steps of the folder [10].")
 @click.option("--cond-scale", type=finite(0.0), default=None, help="Default RAG-CFG scale of the folder [4].")
 @click.option("--residual-cond-scale", type=finite(0.0), default=None, help="Default residual CFG scale [5].")
+@click.option("--text-scale", type=finite(0.0), default=None,
+              help="Default text-only guidance term of RAG-CFG's four-way form (docs/design.md §5.5) [0].")
+@click.option("--retrieval-scale", type=finite(0.0), default=None,
+              help="Default retrieval-only guidance term (docs/design.md §5.5) [0].")
 def assemble(out, tokenizer, retriever, database, mask_transformer, residual_transformer, length_estimator, db_dtype,
-             steps, cond_scale, residual_cond_scale) -> None:
+             steps, cond_scale, residual_cond_scale, text_scale, retrieval_scale) -> None:
     """Put trained components into one pipeline folder for `remomask generate --model`."""
     from ..bundled import PIPELINE_DIR
     from ..pipeline import ReMoMaskPipeline
@@ -47,6 +51,7 @@ def assemble(out, tokenizer, retriever, database, mask_transformer, residual_tra
         residual_transformer=residual_transformer or PIPELINE_DIR / "residual_transformer",
         length_estimator=length_estimator or PIPELINE_DIR / "length_estimator")
     pipe.set_sampling_defaults(**{k: v for k, v in (("steps", steps), ("cond_scale", cond_scale),
-                                                     ("residual_cond_scale", residual_cond_scale)) if v is not None})
+                                                     ("residual_cond_scale", residual_cond_scale), ("text_scale", text_scale),
+                                                     ("retrieval_scale", retrieval_scale)) if v is not None})
     pipe.save_pretrained(out, db_dtype=db_dtype)
     click.echo(str(out))

@@ -218,7 +218,8 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
     extra = {} if request_size is None else {"request_size": request_size}  # None: the loader's default
     source = load_motion_source(model_dir, **extra, **sampling)
     if sampling:
-        source.name += " (" + ", ".join("no retrieval at sampling" if k == "use_retrieval" else f"{k} {v:g}"
+        source.name += " (" + ", ".join("no retrieval at sampling" if k == "use_retrieval" else
+                                        (f"{k} {v}" if isinstance(v, str) else f"{k} {v:g}")
                                         for k, v in sampling.items()) + ")"
     return source
 
@@ -258,6 +259,15 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
               help="--model: masked-decoding steps [the model's pipeline.json, else 10].")
 @click.option("--cond-scale", type=finite(0.0), default=None,
               help="--model: RAG-CFG scale [the model's pipeline.json, else 4].")
+@click.option("--residual-cond-scale", type=finite(0.0), default=None,
+              help="--model: residual layers' CFG scale [the model's pipeline.json, else 5].")
+@click.option("--text-scale", type=finite(0.0), default=None,
+              help="--model: text-only guidance term of RAG-CFG's four-way form, u + s(c-u) + s_t(t-u) + s_r(r-u) "
+                   "(docs/design.md §5.5) [the model's pipeline.json, else 0].")
+@click.option("--retrieval-scale", type=finite(0.0), default=None,
+              help="--model: retrieval-only guidance term s_r [the model's pipeline.json, else 0].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help="--model: compute precision of the generators (bf16 = autocast) [fp32 on the CPU, bf16 on CUDA].")
 @click.option("--without-retrieval", is_flag=True,
               help="--model: sample without the retrieved entries (the text-only mode that RAG-CFG's retrieval "
                    "dropout trains), to measure what retrieval adds to the same weights.")
@@ -283,7 +293,7 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
 @click.option("--no-progress", is_flag=True, help="No tqdm bars.")
 def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repeats, seed, dataset, evaluator_dir,
                  official_ckpt, glove_dir, official_mean, official_std, max_batches, mm_batches, mm_repeats, steps,
-                 cond_scale, without_retrieval, request_size, json_out, restart, per_action, rare_threshold,
+                 cond_scale, residual_cond_scale, text_scale, retrieval_scale, precision, without_retrieval, request_size, json_out, restart, per_action, rare_threshold,
                  short_clips, threads, no_progress) -> None:
     """Score a generator and/or baselines with the text-to-motion protocol (docs/design.md §10.2).
 
@@ -293,10 +303,14 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
     With --json, an interrupted run (Ctrl-C, a lost machine) resumes where it stopped when the same command
     is run again.
     """
-    if (steps is not None or cond_scale is not None or request_size is not None or without_retrieval) \
-            and not model_dir:
-        raise fail("--steps / --cond-scale / --request-size / --without-retrieval set the sampling of --model; "
-                   "add --model DIR")
+    sampling = {k: v for k, v in (("steps", steps), ("cond_scale", cond_scale),
+                                  ("residual_cond_scale", residual_cond_scale), ("text_scale", text_scale),
+                                  ("retrieval_scale", retrieval_scale), ("precision", precision)) if v is not None}
+    if (sampling or request_size is not None or without_retrieval) and not model_dir:
+        raise fail("--steps / --cond-scale / --residual-cond-scale / --text-scale / --retrieval-scale / --precision / "
+                   "--request-size / --without-retrieval set the sampling of --model; add --model DIR")
+    if without_retrieval and retrieval_scale:
+        raise fail("--retrieval-scale needs retrieval; drop it or --without-retrieval")
     if (retriever_dir or database_dir) and "retrieval" not in baselines:
         raise fail("--retriever / --database are options of --baseline retrieval; add it")
     if official_ckpt and glove_dir is None:
@@ -324,7 +338,6 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
     else:
         evaluator = load_evaluator(evaluator_dir)
     if model_dir:
-        sampling = {k: v for k, v in (("steps", steps), ("cond_scale", cond_scale)) if v is not None}
         if without_retrieval:
             sampling["use_retrieval"] = False
         sources.append(_model_source(model_dir, request_size, **sampling))

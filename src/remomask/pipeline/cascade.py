@@ -20,7 +20,8 @@ from .request import check_min_frames, check_prompts, frames_from_request
 
 __all__ = ["DEFAULT_SAMPLING", "ReMoMaskPipeline"]
 
-DEFAULT_SAMPLING = {"steps": 10, "cond_scale": 4.0, "residual_cond_scale": 5.0}
+DEFAULT_SAMPLING = {"steps": 10, "cond_scale": 4.0, "residual_cond_scale": 5.0, "text_scale": 0.0,
+                    "retrieval_scale": 0.0}
 """Sampling settings a model folder may override in ``pipeline.json`` ("sampling"; chosen on ``val``)."""
 
 
@@ -129,7 +130,9 @@ class ReMoMaskPipeline:
         """Change the settings used when a call does not give them (saved in ``pipeline.json``).
 
         Args:
-            **values: any of ``steps`` (int >= 1), ``cond_scale``, ``residual_cond_scale`` (floats >= 0).
+            **values: any of ``steps`` (int >= 1), ``cond_scale``, ``residual_cond_scale``, ``text_scale``,
+                ``retrieval_scale`` (floats >= 0; the last two are the four-way RAG-CFG terms of
+                docs/design.md §5.5).
 
         Returns:
             self.
@@ -169,8 +172,8 @@ class ReMoMaskPipeline:
 
     # ---- generation --------------------------------------------------------------------------------------------
     def __call__(self, texts, seconds=None, frames=None, *, num_samples: int = 1, seed: int | None = None,
-                 generator=None, steps: int | None = None, cond_scale: float | None = None, text_scale: float = 0.0,
-                 retrieval_scale: float = 0.0, temperature: float = 1.0, top_k: int | None = None,
+                 generator=None, steps: int | None = None, cond_scale: float | None = None,
+                 text_scale: float | None = None, retrieval_scale: float | None = None, temperature: float = 1.0, top_k: int | None = None,
                  gumbel: bool = False, residual_cond_scale: float | None = None, residual_top_k: int | None = None,
                  residual_temperature: float = 1.0, length_mode: str = "sample", use_retrieval: bool = True,
                  batch_size: int = 32, length_batching: bool = True, precision: str | None = None,
@@ -189,8 +192,10 @@ class ReMoMaskPipeline:
                 (arXiv 2508.02605, Sec. 3, RAG-CFG; see :class:`~remomask.generation.SamplingConfig`).
             residual_cond_scale, residual_top_k, residual_temperature: residual-layer sampling
                 (arXiv 2508.02605, Sec. 3).
-                ``steps``, ``cond_scale`` and ``residual_cond_scale`` left at None take the model's
-                :attr:`sampling_defaults` (``pipeline.json``; else 10, 4 and 5 as in the paper).
+                ``steps``, ``cond_scale``, ``residual_cond_scale``, ``text_scale`` and ``retrieval_scale``
+                left at None take the model's :attr:`sampling_defaults` (``pipeline.json``; else 10, 4, 5, 0
+                and 0: the paper's two-way guidance). A default ``retrieval_scale`` is ignored when the call
+                samples without retrieval.
             length_mode: ``"sample"`` or ``"argmax"`` for the length estimator.
             use_retrieval: False drops the retrieval input (text-only conditional generation).
             batch_size: largest forward batch; motions are grouped by length so that little compute goes
@@ -230,6 +235,9 @@ class ReMoMaskPipeline:
         steps = d["steps"] if steps is None else steps
         cond_scale = d["cond_scale"] if cond_scale is None else cond_scale
         residual_cond_scale = d["residual_cond_scale"] if residual_cond_scale is None else residual_cond_scale
+        text_scale = d.get("text_scale", 0.0) if text_scale is None else text_scale
+        if retrieval_scale is None:
+            retrieval_scale = d.get("retrieval_scale", 0.0) if use_retrieval and self.retriever is not None else 0.0
         sampling = SamplingConfig(steps=steps, cond_scale=cond_scale, text_scale=text_scale,
                                   retrieval_scale=retrieval_scale, top_k=top_k, temperature=temperature,
                                   gumbel=gumbel, residual_cond_scale=residual_cond_scale,
