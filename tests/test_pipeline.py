@@ -129,6 +129,7 @@ def test_four_way_guidance_defaults(pipe, tmp_path):
         pipe.set_sampling_defaults(**DEFAULT_SAMPLING)
     sampling = json.loads((folder / "pipeline.json").read_text())["sampling"]
     assert sampling["text_scale"] == 1.5 and sampling["retrieval_scale"] == 2.0
+    assert "(base layer), text_scale 1.5, retrieval_scale 2, " in (folder / "README.md").read_text()
     tuned = ReMoMaskPipeline.from_pretrained(folder)
     out = tuned(["a person kicks with the right leg"], seconds=2.4, seed=11)
     assert out.settings["text_scale"] == 1.5 and out.settings["retrieval_scale"] == 2.0

@@ -26,17 +26,19 @@ $components
 
 ${training}## Sampling defaults
 
-$steps decoding steps, cond_scale $cond_scale (base layer), $residual_cond_scale (residual layers), \
+$steps decoding steps, cond_scale $cond_scale (base layer)$four_way, $residual_cond_scale (residual layers), \
 top-k 10 % of the codes, temperature 1, categorical sampling for the base layer, Gumbel for the residual \
 layers (docs/design.md §7, §9).
 
 ## Licence
 
 Code MIT. Weights trained on the bundled remomask dataset (Bandai-Namco Research Motiondataset, \
-CC BY-NC 4.0; HDM05, CC BY-SA 3.0): non-commercial use. The frozen text encoder all-MiniLM-L6-v2 is \
+CC BY-NC 4.0; HDM05, CC BY-SA 3.0; dataset version 2 adds CMU mocap with KIT-ML / HumanML3D captions and \
+ReActIdle, see docs/data.md): non-commercial use. The frozen text encoder all-MiniLM-L6-v2 is \
 Apache-2.0.
 """)
-"""The card's text with ``$components``, ``$training``, ``$steps``, ``$cond_scale`` and ``$residual_cond_scale``."""
+"""The card's text with ``$components``, ``$training``, ``$steps``, ``$cond_scale``, ``$four_way`` (the text-only
+and retrieval-only guidance terms when set, docs/design.md §5.5) and ``$residual_cond_scale``."""
 
 _CARD_KEYS = ("preset", "iterations", "batch_size", "selected_step")
 """Entries of a component's card shown on its training line."""
@@ -92,11 +94,12 @@ def card_fields(pipe) -> dict[str, str]:
         pipe: a :class:`~remomask.pipeline.ReMoMaskPipeline`.
 
     Returns:
-        ``{"components", "training", "steps", "cond_scale", "residual_cond_scale"}`` as text.
+        ``{"components", "training", "steps", "cond_scale", "four_way", "residual_cond_scale"}`` as text.
     """
     d = pipe.sampling_defaults
     return {"components": "\n".join(_components(pipe)), "training": _training(pipe), "steps": f"{d['steps']}",
-            "cond_scale": f"{d['cond_scale']:g}", "residual_cond_scale": f"{d['residual_cond_scale']:g}"}
+            "cond_scale": f"{d['cond_scale']:g}", "residual_cond_scale": f"{d['residual_cond_scale']:g}",
+            "four_way": "".join(f", {k} {d[k]:g}" for k in ("text_scale", "retrieval_scale") if d.get(k))}
 
 
 def model_card(pipe) -> str:
