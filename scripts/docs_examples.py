@@ -32,11 +32,17 @@ PROMPTS = [
     ("jog_masculine", "a person jogs straight ahead with a broad, masculine posture.", 5.0, "unseen"),
     ("wave_left_tired", "a person waves with the left hand, tired", 4.0, "free"),
     ("kick", "a person kicks with the right leg", 3.0, "free"),
+    ("squat", "a person squats down deeply and stands back up", 4.0, "free"),
+    ("jump", "someone jumps up in place", 3.0, "free"),
+    ("dance_salsa", "a person dances salsa", 6.0, "free"),
+    ("idle", "a person stands still, waiting and shifting weight", 6.0, "free"),
 ]
 
 
 def _facts(joints) -> dict:
-    """Kinematic facts of one motion (T, 22, 3) metres, Y up: root travel and hand heights above the pelvis."""
+    """Kinematic facts of one motion (T, 22, 3) metres, Y up: root travel, hand heights above the pelvis, the
+    pelvis's vertical range (a squat lowers it), the highest both feet are off the floor at once (a jump) and
+    the highest a foot rises above the other (a kick)."""
     import numpy as np
 
     root = joints[:, 0]
@@ -51,9 +57,14 @@ def _facts(joints) -> dict:
     step = np.diff(root[::5][:, [0, 2]], axis=0)
     heading = np.unwrap(np.arctan2(step[:, 0], step[:, 1])) if len(step) else np.zeros(1)
     turn = float(np.degrees(heading[-1] - heading[0]))
+    floor = float(joints[..., 1].min())
+    feet = joints[:, [7, 8, 10, 11], 1] - floor                     # ankles and toes of both feet
+    both_off = float(np.minimum(feet[:, [0, 2]].min(axis=1), feet[:, [1, 3]].min(axis=1)).max())
+    foot_lift = float(np.abs(joints[:, 7, 1] - joints[:, 8, 1]).max())  # ankle height difference
     return {"root_displacement_m": round(travel, 2), "root_path_m": round(path, 2), "heading_turn_deg": round(turn),
             "left_wrist_max_above_pelvis_m": round(left, 2), "right_wrist_max_above_pelvis_m": round(right, 2),
-            "head_min_above_pelvis_m": round(head, 2)}
+            "head_min_above_pelvis_m": round(head, 2), "pelvis_height_range_m": round(float(np.ptp(root[:, 1])), 2),
+            "both_feet_off_floor_max_m": round(both_off, 2), "ankle_height_difference_max_m": round(foot_lift, 2)}
 
 
 def main() -> None:
