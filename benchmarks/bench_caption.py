@@ -1,8 +1,10 @@
 """Motion captioning time (issue: captioning, part 1): one motion, and a folder of 100, on this CPU.
 
-Usage: python benchmarks/bench_caption.py [--clips 100] [--repeat 3] [--threads 1] [--cli]
+Usage: python benchmarks/bench_caption.py [--clips 100] [--repeat 3] [--threads 1] [--cli] [--trained [--beam 3]]
 
-The retrieval baseline (:class:`remomask.captioning.RetrievalCaptioner`, the bundled retriever and database).
+The retrieval baseline (:class:`remomask.captioning.RetrievalCaptioner`, the bundled retriever and database);
+with ``--trained`` also the trained captioner (:class:`remomask.captioning.MotionCaptioner`, ``models/v2/captioner``
+or ``--model DIR``: tokenizer + retriever + database search + transformer decoding), greedy and with ``--beam``.
 Real data: the first ``--clips`` clips of the embedded dataset's test split, written as joints files
 ``(T, 22, 3)`` into a temporary folder, so that each caption includes reading the file and computing the
 features, as ``remomask caption FOLDER`` does; and one CMU BVH file of the shared fixtures
@@ -41,6 +43,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cli", action="store_true", help="also time `remomask caption FOLDER` end to end")
+    parser.add_argument("--trained", action="store_true", help="also time the trained captioner")
+    parser.add_argument("--model", default=None, help="trained captioner folder [models/v2/captioner]")
+    parser.add_argument("--beam", type=int, default=3, help="beam size timed for the trained captioner")
     args = parser.parse_args()
 
     import numpy as np
@@ -83,6 +88,19 @@ def main() -> None:
 
         wall, cpu, results = _timed(folder_run, args.repeat)
         rows.append((f"folder of {len(ids)} (.npy joints, {seconds:.0f} s)", len(ids), wall, cpu))
+        if args.trained:
+            from remomask.captioning import MotionCaptioner
+
+            wall, cpu, trained = _timed(lambda: MotionCaptioner.from_pretrained(args.model), 1)
+            rows.append(("trained: load (tokenizer, retriever, db, model)", 1, wall, cpu))
+            trained.caption(one)  # warm-up
+            for beam in (1, args.beam):
+                tag = "greedy" if beam == 1 else f"beam {beam}"
+                wall, cpu, _ = _timed(lambda: trained.caption(one, beam=beam), args.repeat)
+                rows.append((f"trained {tag}: 1 motion (.npy joints)", 1, wall, cpu))
+                wall, cpu, _ = _timed(lambda: trained.caption([load_motion_file(p) for p in motion_paths([folder])],
+                                                              beam=beam), args.repeat)
+                rows.append((f"trained {tag}: folder of {len(ids)}", len(ids), wall, cpu))
         cli = None
         if args.cli:
             cmd = [sys.executable, "-m", "remomask.cli", "caption", str(folder), "--threads", str(args.threads),
@@ -94,9 +112,9 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python "
           f"{platform.python_version()}, torch {torch.__version__}, {args.threads} torch thread(s); "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'what':<42} {'motions':>7} {'wall s':>8} {'cpu s':>8} {'ms/motion (wall)':>17}")
+    print(f"{'what':<48} {'motions':>7} {'wall s':>8} {'cpu s':>8} {'ms/motion (wall)':>17}")
     for name, n, wall, cpu in rows:
-        print(f"{name:<42} {n:>7} {wall:>8.3f} {cpu:>8.3f} {1000 * wall / n:>17.1f}")
+        print(f"{name:<48} {n:>7} {wall:>8.3f} {cpu:>8.3f} {1000 * wall / n:>17.1f}")
     if cli is not None:
         print(f"{'remomask caption FOLDER --out (new process)':<42} {len(ids):>7} {cli:>8.2f}")
     print(f"captions of the folder: {len({r.caption for r in results})} distinct sentences")

@@ -63,34 +63,58 @@ def _motion_files(motions: tuple[str, ...]):
 @click.option("--top-k", "top_k", type=POSITIVE, default=1, show_default=True,
               help="Distinct captions per motion (printed separated by ' | ').")
 @click.option("--target", type=click.Choice(["text", "motion"]), default="text", show_default=True,
-              help="Compare with the database's caption embeddings (m2t) or its motion embeddings.")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None, help=_MODEL_HELP)
+              help="Retrieval captioner: compare with the database's caption embeddings (m2t) or its motion "
+                   "embeddings.")
+@click.option("--captioner", "kind", type=click.Choice(["retrieval", "trained"]), default="retrieval",
+              show_default=True, help="retrieval: the nearest database caption; trained: a new sentence from the "
+                                      "trained retrieval-augmented captioner (docs/captioning.md).")
+@click.option("--beam", type=POSITIVE, default=1, show_default=True,
+              help="Trained captioner: beam size (1 = greedy).")
+@click.option("--no-retrieval", is_flag=True, help="Trained captioner: decode without its retrieval context.")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+              help=_MODEL_HELP + " With --captioner trained: a trained captioner folder [default: models/v2/captioner].")
 @click.option("--database", type=click.Path(path_type=Path), default=None, help=_DATABASE_HELP)
 @device_option()
 @threads_option()
-def caption(motions, out, top_k, target, model_dir, database, device, threads) -> None:
+def caption(motions, out, top_k, target, kind, beam, no_retrieval, model_dir, database, device, threads) -> None:
     """Caption motions: MOTION is a .bvh, a .npy / .npz of joints (T, 22, 3) metres or features (T, 263), or a
     folder of them. Prints 'FILE: CAPTION' per motion, or writes JSON lines with --out.
 
-    The captioner is the retrieval baseline: the part-level retriever's motion tower and the nearest
-    captions of its database (TMR-style motion-to-text retrieval). Motions longer than 11.2 s are
-    described by their first 11.2 s.
+    The default captioner is the retrieval baseline: the part-level retriever's motion tower and the nearest
+    captions of its database (TMR-style motion-to-text retrieval). --captioner trained writes a new sentence
+    with the trained captioner (motion tokens + the retrieved caption and motion, ReMoGPT-style). Motions
+    longer than 11.2 s are described by their start.
     """
     from tqdm.auto import tqdm
-
-    from ..captioning import RetrievalCaptioner
 
     if out is not None:
         check_output_file(out)
     check_device(device)
+    if kind == "trained" and (top_k != 1 or target != "text"):
+        raise fail("--top-k and --target belong to --captioner retrieval; the trained captioner writes one caption "
+                   "(use --beam N for beam search)")
+    if kind == "retrieval" and (beam != 1 or no_retrieval):
+        raise fail("--beam and --no-retrieval belong to --captioner trained")
+    if kind == "trained" and model_dir is not None and not (Path(model_dir) / "config.json").is_file():
+        raise fail(f"--model {model_dir} is not a trained captioner folder (no config.json); train one with "
+                   "'remomask train captioner' or leave --model out")
     paths, folder, loaded = _motion_files(motions)
     set_threads(threads)
-    captioner = RetrievalCaptioner.from_pretrained(model_dir, database=database, device=device, target=target)
+    if kind == "trained":
+        from ..captioning import MotionCaptioner
+
+        captioner = MotionCaptioner.from_pretrained(model_dir, database=database, device=device)
+        run = lambda part: captioner.caption_results(part, beam=beam, retrieval=not no_retrieval)  # noqa: E731
+    else:
+        from ..captioning import RetrievalCaptioner
+
+        captioner = RetrievalCaptioner.from_pretrained(model_dir, database=database, device=device, target=target)
+        run = lambda part: captioner.caption_results(part, top_k=top_k)  # noqa: E731
     results = []
     step = 64
     with tqdm(total=len(loaded), desc="caption", unit="motion", disable=None if folder else True) as bar:
         for s in range(0, len(loaded), step):
-            results += captioner.caption_results(loaded[s: s + step], top_k=top_k)
+            results += run(loaded[s: s + step])
             bar.update(len(loaded[s: s + step]))
     if out is not None:
         from ..files import atomic_write_text
@@ -99,7 +123,7 @@ def caption(motions, out, top_k, target, model_dir, database, device, threads) -
         click.echo(f"{len(results)} caption(s) -> {out}")
         return
     for r in results:
-        click.echo(f"{r.source}: {' | '.join(r.captions)}")
+        click.echo(f"{r.source}: {' | '.join(getattr(r, 'captions', None) or [r.caption])}")
 
 
 @command("import")

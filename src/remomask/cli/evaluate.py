@@ -374,3 +374,59 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
                    repeats=repeats, seed=seed, dataset=str(layout.root))
         shutil.rmtree(progress_dir, ignore_errors=True)
         click.echo(f"wrote {json_out}")
+
+
+# -- captioning --------------------------------------------------------------------------------------------------
+@evaluate.command("captioning")
+@click.option("--captioner", "rows", multiple=True, type=click.Choice(["retrieval", "trained", "trained-no-retrieval"]),
+              default=("retrieval", "trained", "trained-no-retrieval"), show_default=True,
+              help="Rows to score (repeat); the real-caption row is always added.")
+@click.option("--split", "splits", multiple=True, default=("test",), show_default=True, help="Repeat for several.")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+              help="Trained captioner folder; its retriever and database also make the retrieval row "
+                   "[default: models/v2/captioner].")
+@click.option("--dataset", default="embedded", show_default=True)
+@click.option("--beam", type=POSITIVE, default=1, show_default=True, help="Beam size of the trained rows.")
+@click.option("--max-clips", type=POSITIVE, default=None, help="Score the first N clips of each split only.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the R-precision pools.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results here.")
+@threads_option()
+def evaluate_captioning(rows, splits, model_dir, dataset, beam, max_clips, seed, json_out, threads) -> None:
+    """BLEU@1/4, ROUGE-L, CIDEr, R-precision, MM-Dist and action naming of captioners (docs/captioning.md)."""
+    from ..captioning import MotionCaptioner, RetrievalCaptioner
+    from ..evaluation.captioning import evaluate_captioning as run
+
+    if json_out is not None and json_out.is_dir():
+        raise fail(f"--json {json_out} is a directory; give a file name")
+    set_threads(threads)
+    trained = MotionCaptioner.from_pretrained(model_dir)
+    baseline = RetrievalCaptioner(trained.retriever, trained.database)
+    cache: dict = {}
+
+    def context(feats):
+        if cache.get("key") is not feats:
+            cache.update(key=feats, value=trained.contexts(feats))
+        return cache["value"]
+
+    makers = {
+        "retrieval": lambda f: [r.caption for r in baseline.caption_results(f)],
+        "trained": lambda f: [c for c, *_ in trained.caption_features(f, beam=beam, context=context(f))],
+        "trained-no-retrieval": lambda f: [c for c, *_ in trained.caption_features(f, beam=beam, retrieval=False,
+                                                                                    context=context(f))],
+    }
+    results = []
+    for split in splits:
+        res = run(split, {r: makers[r] for r in dict.fromkeys(rows)}, dataset=dataset, max_clips=max_clips, seed=seed)
+        res["beam"] = beam
+        results.append(res)
+        click.echo(f"{split} ({res['clips']} clips; text metrics vs all captions of the clip, the real row vs the "
+                   "others)")
+        click.echo(f"{'row':<22} {'BLEU@1':>7} {'BLEU@4':>7} {'ROUGE-L':>7} {'CIDEr':>7} {'Top1':>6} {'Top3':>6} "
+                   f"{'MM-Dist':>7} {'action':>6} {'s':>6}")
+        for name, r in res["rows"].items():
+            text = " ".join(f"{r.get(k, float('nan')):>7.3f}" for k in ("bleu1", "bleu4", "rouge_l", "cider"))
+            click.echo(f"{name:<22} {text} {r['r_top1']:>6.3f} {r['r_top3']:>6.3f} {r['mm_dist']:>7.3f} "
+                       f"{r['action_named']:>6.3f} {r['seconds']:>6.1f}")
+    if json_out is not None:
+        _write_json(json_out, results[0] if len(results) == 1 else {r["split"]: r for r in results})
+        click.echo(str(json_out))

@@ -292,3 +292,50 @@ def train_length_estimator(dataset, out, preset, iterations, batch_size, lr, war
          iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup, eval_every=eval_every,
          checkpoint_every=checkpoint_every, val_max_samples=val_max_samples, seed=seed, balance_alpha=balance_alpha,
          device=device, amp=amp, threads=threads, resume=resume, progress=progress, text_encoder=text_encoder)
+
+
+@train.command("captioner")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/captioner_v2"), show_default=True,
+              help="Run folder (checkpoint, log, TensorBoard).")
+@click.option("--model-out", type=click.Path(path_type=Path), default=None,
+              help="Model folder to write [default: OUT/model].")
+@click.option("--dataset", default="embedded", show_default=True, help="'embedded' or a HumanML3D-layout folder.")
+@click.option("--retriever", type=click.Path(path_type=Path), default=None, help="Retriever folder [models/v2].")
+@click.option("--database", type=click.Path(path_type=Path), default=None,
+              help="Its database with token grids [models/v2].")
+@click.option("--tokenizer", type=click.Path(path_type=Path), default=None, help="Tokenizer folder [models/v2].")
+@click.option("--iterations", type=POSITIVE, default=3000, show_default=True)
+@click.option("--batch-size", type=POSITIVE, default=64, show_default=True)
+@click.option("--lr", type=finite(0.0), default=5e-4, show_default=True)
+@click.option("--dim", type=POSITIVE, default=128, show_default=True, help="Model width.")
+@click.option("--layers", type=POSITIVE, default=2, show_default=True, help="Encoder and decoder layers (each).")
+@click.option("--context-dropout", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="Share of samples trained without their retrieval context.")
+@click.option("--eval-every", type=POSITIVE, default=300, show_default=True, help="Validate every N steps.")
+@click.option("--val-max-clips", type=POSITIVE, default=None, help="Validate on at most N val clips.")
+@click.option("--max-minutes", type=finite(0.0), default=None, help="Stop after this wall time (validates first).")
+@click.option("--seed", type=SEED, default=1234, show_default=True)
+@threads_option()
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from OUT/checkpoint.pt when it exists.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train_captioner(out, model_out, dataset, retriever, database, tokenizer, iterations, batch_size, lr, dim, layers,
+                    context_dropout, eval_every, val_max_clips, max_minutes, seed, threads, resume, progress) -> None:
+    """Train the retrieval-augmented captioner: motion tokens + top-1 m2t caption and m2m motion -> caption
+    (docs/captioning.md). Selected on val (CIDEr)."""
+    from ..captioning.train import CaptionerTrainConfig
+    from ..captioning.train import train_captioner as run
+
+    set_threads(threads)
+    cfg = CaptionerTrainConfig(dataset=dataset, iterations=iterations, batch_size=batch_size, lr=lr, dim=dim,
+                               enc_layers=layers, dec_layers=layers, context_dropout=context_dropout,
+                               eval_every=eval_every, val_max_clips=val_max_clips, max_minutes=max_minutes,
+                               seed=seed)
+    for name, value in (("retriever", retriever), ("database", database), ("tokenizer", tokenizer)):
+        if value is not None:
+            setattr(cfg, name, str(value))
+    s = run(cfg, out, model_out=model_out, resume=resume, progress=progress,
+            command=command_line("remomask train captioner"))
+    v, w = s["val"], s["val_without_retrieval"]
+    click.echo(f"selected step {s['best_step']} of {s['steps']}: val CIDEr {v['cider']:.3f} BLEU@4 {v['bleu4']:.3f} "
+               f"(without retrieval {w['cider']:.3f} / {w['bleu4']:.3f}), {s['wall_s'] / 60:.1f} min -> {s['model']}")
