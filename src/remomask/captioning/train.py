@@ -322,7 +322,9 @@ def model_card(s: dict) -> str:
         f"vocabulary {s['vocab']} words (min count {c['min_count']}), {s['parameters']:,} parameters; context "
         f"dropout {c['context_dropout']} (the same model decodes without retrieval)",
         f"- training: {s['steps']} steps of {c['batch_size']}, AdamW lr {c['lr']}, seed {c['seed']}, "
-        f"wall time {s['wall_s'] / 60:.1f} min (2-core CPU shared with other jobs, 1 thread, nice 10)",
+        f"wall time {s['wall_s'] / 60:.1f} min (2-core CPU shared with other jobs, 1 thread, nice 10)"
+        + (f"; stopped by the wall-time budget (`--max-minutes`) after {s['steps']} of {c['iterations']} planned "
+           "steps, before the cosine decay ended" if s["steps"] < c["iterations"] else ""),
         f"- selection: `val` ({s['val_clips']} clips), greedy captions, CIDEr; selected step {s['best_step']}",
         "",
         "| val (greedy) | BLEU@1 | BLEU@4 | ROUGE-L | CIDEr |",
