@@ -13,8 +13,8 @@ clip, CIDEr (:mod:`remomask.evaluation.captioning`); the best step's weights are
 are never read here.
 
 Loop: AdamW, linear warm-up then cosine decay, label smoothing, seeded (``torch.Generator`` for the batches;
-its state is in the checkpoint), resumable from ``OUT/checkpoint.pt`` (model, optimiser, generator, best
-score), TensorBoard in ``OUT/tb``, a tqdm bar, and an optional wall-time budget (``max_minutes``) after which
+its state is in the checkpoint), resumable from ``OUT/checkpoint.pt`` (model, optimiser, batch generator, torch RNG,
+best score), TensorBoard in ``OUT/tb``, a tqdm bar, and an optional wall-time budget (``max_minutes``) after which
 it validates once more and stops.
 
 Source: TM2T / ReMoGPT training of a token-to-text model with teacher forcing; docs/design.md §4.7 (self-exclusion).
@@ -207,6 +207,7 @@ def train_captioner(cfg: CaptionerTrainConfig, out: str | Path, *, model_out: st
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         gen.set_state(ckpt["generator"])
+        torch.set_rng_state(ckpt["torch_rng"])  # dropout draws continue as in an uninterrupted run
         step, best, best_step = int(ckpt["step"]), float(ckpt["best"]), int(ckpt["best_step"])
         elapsed_before = float(ckpt.get("wall_s", 0.0))
     else:
@@ -224,7 +225,8 @@ def train_captioner(cfg: CaptionerTrainConfig, out: str | Path, *, model_out: st
 
     def checkpoint() -> None:
         atomic_torch_save({"model": cpu_state(model), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                           "step": step, "best": best, "best_step": best_step, "config": record,
+                           "torch_rng": torch.get_rng_state(), "step": step, "best": best, "best_step": best_step,
+                           "config": record,
                            "wall_s": elapsed_before + time.time() - start_wall}, ckpt_path)
 
     n = len(database)

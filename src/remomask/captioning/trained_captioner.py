@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -166,7 +166,6 @@ class TrainedCaptionResult:
     total_frames: int = 0
     source: str = "<array>"
     beam: int = 1
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """A JSON-friendly dict (``remomask caption --captioner trained --out``)."""
