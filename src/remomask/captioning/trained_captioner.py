@@ -38,7 +38,7 @@ from .retrieval_captioner import _as_list, motion_features
 from .vocab import PAD, Vocabulary
 
 __all__ = ["MotionCaptioner", "TrainedCaptionResult", "CaptionerLoadError", "retrieval_context", "token_grids",
-           "DEFAULT_CAPTIONER_DIR", "FORMAT", "VERSION", "batch_inputs"]
+           "DEFAULT_CAPTIONER_DIR", "load_captioner_model", "FORMAT", "VERSION", "batch_inputs"]
 
 FORMAT, VERSION = "remomask-captioner", 1
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
@@ -183,6 +183,51 @@ def _component(folder: Path, rel: str | None, given, name: str) -> Path:
     return path if path.is_absolute() else (folder / path).resolve()
 
 
+def load_captioner_model(folder: str | os.PathLike, *, shipped: bool = False):
+    """The trained part of a captioner folder: its :class:`CaptionTransformer`, :class:`Vocabulary` and
+    ``config.json`` record, without the frozen components (a pipeline passes its own; docs/captioning.md).
+
+    Args:
+        folder: a folder written by :meth:`MotionCaptioner.save_pretrained`. shipped: word the missing-folder
+            error for the default location.
+
+    Returns:
+        ``(model, vocab, meta)``; the model is on the CPU.
+
+    Raises:
+        MissingFileError: no such folder, or a missing file.
+        CaptionerLoadError: a corrupt ``config.json``, weights or vocabulary.
+    """
+    from .._pretrained import load_safetensors, read_format_json, state_mismatch
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        where = "" if not shipped else " (the shipped captioner lives in the repository's models/v2)"
+        raise MissingFileError(f"{folder} is not a folder{where}; pass a trained captioner folder "
+                               "(remomask train captioner --out DIR)")
+    cfg_path = folder / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise MissingFileError(f"{cfg_path} is missing; {folder} is not a trained captioner folder")
+    meta = read_format_json(cfg_path, FORMAT, VERSION, CaptionerLoadError,
+                            invalid="{path} is not valid JSON ({exc}); the captioner folder is corrupt",
+                            wrong_format="{path} is not a trained captioner config (format {got!r})")
+    try:
+        config = CaptionerConfig.from_dict(meta["model"])
+    except (KeyError, TypeError) as exc:
+        raise CaptionerLoadError(f"{cfg_path} has no valid model record ({exc}); the folder is corrupt") from exc
+    vocab = Vocabulary.load(folder)
+    try:
+        state = load_safetensors(folder / WEIGHTS_FILE, CaptionerLoadError, folder="captioner folder")
+    except FileNotFoundError as exc:
+        raise MissingFileError(str(exc)) from exc
+    model = CaptionTransformer(config)
+    bad = state_mismatch(state, model.state_dict())
+    if bad:
+        raise CaptionerLoadError(f"{folder / WEIGHTS_FILE} does not fit {cfg_path}: {bad}")
+    model.load_state_dict(state)
+    return model, vocab, meta
+
+
 class MotionCaptioner:
     """Caption motions with the trained retrieval-augmented captioner (module docstring).
 
@@ -238,36 +283,12 @@ class MotionCaptioner:
             CaptionerLoadError: a corrupt ``config.json`` / weights / vocabulary, or components that do not fit.
             RetrieverLoadError / DatabaseError / tokenizer load errors: a broken component folder.
         """
-        from .._pretrained import load_safetensors, read_format_json, state_mismatch
         from ..retrieval.database import RetrievalDatabase
         from ..retrieval.model import PartRetriever
         from ..tokenizer.model import MotionTokenizer
 
         folder = Path(path).expanduser() if path is not None else DEFAULT_CAPTIONER_DIR
-        if not folder.is_dir():
-            where = "" if path is not None else " (the shipped captioner lives in the repository's models/v2)"
-            raise MissingFileError(f"{folder} is not a folder{where}; pass a trained captioner folder "
-                                   "(remomask train captioner --out DIR)")
-        cfg_path = folder / CONFIG_FILE
-        if not cfg_path.is_file():
-            raise MissingFileError(f"{cfg_path} is missing; {folder} is not a trained captioner folder")
-        meta = read_format_json(cfg_path, FORMAT, VERSION, CaptionerLoadError,
-                                invalid="{path} is not valid JSON ({exc}); the captioner folder is corrupt",
-                                wrong_format="{path} is not a trained captioner config (format {got!r})")
-        try:
-            config = CaptionerConfig.from_dict(meta["model"])
-        except (KeyError, TypeError) as exc:
-            raise CaptionerLoadError(f"{cfg_path} has no valid model record ({exc}); the folder is corrupt") from exc
-        vocab = Vocabulary.load(folder)
-        try:
-            state = load_safetensors(folder / WEIGHTS_FILE, CaptionerLoadError, folder="captioner folder")
-        except FileNotFoundError as exc:
-            raise MissingFileError(str(exc)) from exc
-        model = CaptionTransformer(config)
-        bad = state_mismatch(state, model.state_dict())
-        if bad:
-            raise CaptionerLoadError(f"{folder / WEIGHTS_FILE} does not fit {cfg_path}: {bad}")
-        model.load_state_dict(state)
+        model, vocab, meta = load_captioner_model(folder, shipped=path is None)
         comps = meta.get("components", {})
         ret = PartRetriever.from_pretrained(_component(folder, comps.get("retriever"), retriever, "retriever"),
                                             device=device)

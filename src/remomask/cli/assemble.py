@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ._core import POSITIVE, command, finite
+from ._core import POSITIVE, command, fail, finite
 
 __all__ = ["assemble"]
 
@@ -28,6 +28,9 @@ __all__ = ["assemble"]
               help="[default: the bundled model's]")
 @click.option("--length-estimator", type=click.Path(path_type=Path), default=None,
               help="[default: the bundled model's]")
+@click.option("--captioner", type=click.Path(path_type=Path), default=None,
+              help="A trained captioner folder (`remomask train captioner`) over the same tokenizer, retriever "
+                   "and database, for `pipe.caption` and `remomask caption --captioner trained` [none].")
 @click.option("--db-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
               help="Storage precision of the database embeddings (float16: half the size, for bundling).")
 @click.option("--steps", type=POSITIVE, default=None, help="Default masked-decoding steps of the folder [10].")
@@ -37,7 +40,8 @@ __all__ = ["assemble"]
               help="Default text-only guidance term of RAG-CFG's four-way form (docs/design.md §5.5) [0].")
 @click.option("--retrieval-scale", type=finite(0.0), default=None,
               help="Default retrieval-only guidance term (docs/design.md §5.5) [0].")
-def assemble(out, tokenizer, retriever, database, mask_transformer, residual_transformer, length_estimator, db_dtype,
+def assemble(out, tokenizer, retriever, database, mask_transformer, residual_transformer, length_estimator, captioner,
+             db_dtype,
              steps, cond_scale, residual_cond_scale, text_scale, retrieval_scale) -> None:
     """Put trained components into one pipeline folder for `remomask generate --model`."""
     from ..bundled import PIPELINE_DIR
@@ -53,5 +57,13 @@ def assemble(out, tokenizer, retriever, database, mask_transformer, residual_tra
     pipe.set_sampling_defaults(**{k: v for k, v in (("steps", steps), ("cond_scale", cond_scale),
                                                      ("residual_cond_scale", residual_cond_scale), ("text_scale", text_scale),
                                                      ("retrieval_scale", retrieval_scale)) if v is not None})
+    if captioner is not None:
+        from ..captioning.trained_captioner import MotionCaptioner, load_captioner_model
+
+        if pipe.retriever is None:
+            raise fail("--captioner needs a retrieval pipeline (its retriever and database give the context)")
+        model, vocab, meta = load_captioner_model(captioner)   # clear errors before anything is written
+        MotionCaptioner(model, vocab, pipe.tokenizer, pipe.retriever, pipe.database, meta)   # fits these parts
+        pipe.captioner_dir = captioner
     pipe.save_pretrained(out, db_dtype=db_dtype)
     click.echo(str(out))

@@ -71,6 +71,8 @@ class ReMoMaskPipeline:
                                            k_t2t=mc.retrieval_k_t2t if retriever is not None else 0,
                                            tokens=retriever is not None and mc.retrieval_form == "tokens")
         self._readme: dict[str, str | None] = {}
+        self.captioner_dir = None          # a trained captioner folder (pipeline.json "captioner"), for caption()
+        self._captioner = None
         self.sampling_defaults: dict[str, float] = dict(DEFAULT_SAMPLING)
         self.device = None
         self.to(device)
@@ -169,6 +171,35 @@ class ReMoMaskPipeline:
         self.text_encoder.to(dev)
         self.device = dev
         return self
+
+    # ---- captioning (motion to text) ---------------------------------------------------------------------------
+    def caption(self, motions, *, beam: int = 1, retrieval: bool = True) -> list[str]:
+        """Describe motions in words with the folder's trained captioner (motion tokens + the retrieved caption
+        and motion as context, as in ReMoGPT; docs/captioning.md), over this pipeline's own tokenizer,
+        retriever and database.
+
+        Args:
+            motions: one or a list of: joints (T, 22, 3) metres or HumanML3D features (T, 263) at 20 fps, as
+                arrays, or ``.npy`` / ``.bvh`` paths (see :class:`~remomask.captioning.MotionCaptioner`).
+            beam: beam width (1 = greedy). retrieval: False decodes without the retrieved context.
+
+        Returns:
+            One caption per motion.
+
+        Raises:
+            ValueError: the pipeline has no captioner (or no retriever), or a bad motion (non-finite values,
+                a wrong shape); the captioner's load errors for a corrupt folder.
+        """
+        if self._captioner is None:
+            if self.captioner_dir is None or self.retriever is None:
+                raise ValueError("this pipeline has no trained captioner; use remomask.captioning.RetrievalCaptioner "
+                                 "or `remomask assemble --captioner DIR`")
+            from ..captioning.trained_captioner import MotionCaptioner, load_captioner_model
+
+            model, vocab, meta = load_captioner_model(self.captioner_dir)
+            self._captioner = MotionCaptioner(model.to(self.device), vocab, self.tokenizer, self.retriever,
+                                              self.database, meta)
+        return self._captioner.caption(motions, beam=beam, retrieval=retrieval)
 
     # ---- generation --------------------------------------------------------------------------------------------
     def __call__(self, texts, seconds=None, frames=None, *, num_samples: int = 1, seed: int | None = None,

@@ -24,8 +24,11 @@ FORMAT = "remomask-pipeline"
 """``"format"`` of ``pipeline.json``."""
 VERSION = 1
 """``"version"`` of ``pipeline.json`` this remomask reads and writes."""
-COMPONENTS = ("tokenizer", "retriever", "database", "mask_transformer", "residual_transformer", "length_estimator")
-"""Sub-folders a pipeline folder may hold, in ``pipeline.json``'s ``"components"`` order."""
+COMPONENTS = ("tokenizer", "retriever", "database", "mask_transformer", "residual_transformer", "length_estimator",
+              "captioner")
+"""Sub-folders a pipeline folder may hold, in ``pipeline.json``'s ``"components"`` order. ``captioner`` (optional)
+is a trained motion-to-text model over the folder's own tokenizer, retriever and database (docs/captioning.md),
+loaded only by :meth:`ReMoMaskPipeline.caption <remomask.pipeline.ReMoMaskPipeline>`."""
 ASSEMBLE_HINT = ("train the components (remomask train tokenizer / retriever / mask-transformer / "
                  "residual-transformer / length-estimator) and put them in one folder with "
                  "`remomask assemble --out DIR`, then pass that folder")
@@ -148,7 +151,20 @@ def load_folder(cls, directory=None, *, device="cpu"):
                            database=part("database"), device=device,
                            text_encoder_name=meta.get("text_encoder", "minilm"))
     pipe.set_sampling_defaults(**(meta.get("sampling") or {}))
+    pipe.captioner_dir = part("captioner")
     return pipe
+
+
+def _copy_captioner(source: Path, dest: Path) -> None:
+    """Copy a trained captioner folder into a pipeline folder, its components pointing at the pipeline's own."""
+    import shutil
+
+    from ..captioning.trained_captioner import CONFIG_FILE
+
+    meta = json.loads((Path(source) / CONFIG_FILE).read_text())
+    shutil.copytree(source, dest)
+    meta["components"] = {"tokenizer": "../tokenizer", "retriever": "../retriever", "database": "../database"}
+    (dest / CONFIG_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
 
 def pipeline_meta(pipe, components: dict) -> dict:
@@ -200,6 +216,9 @@ def save_folder(pipe, directory, *, db_dtype: str = "float32") -> Path:
             pipe.retriever.save_pretrained(work / "retriever", card=pipe._readme.get("retriever"))
             pipe.database.save(work / "database", dtype=db_dtype)
             comp["retriever"], comp["database"] = "retriever", "database"
+            if getattr(pipe, "captioner_dir", None) is not None:
+                _copy_captioner(pipe.captioner_dir, work / "captioner")
+                comp["captioner"] = "captioner"
         (work / "pipeline.json").write_text(json.dumps(pipeline_meta(pipe, comp), indent=1, sort_keys=True) + "\n")
         (work / "README.md").write_text(model_card(pipe))
     return folder
