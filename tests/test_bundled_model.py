@@ -78,3 +78,28 @@ def test_generated_motion_follows_the_prompt(pipe):
     assert max(arms_travel) < 0.6, arms_travel          # raising the arms happens in place
     assert min(arms_up) > 0.0, arms_up                  # both wrists above the head at some point
     assert max(walk_up) < 0.0, walk_up                  # never while walking
+
+
+def test_pipeline_captions_with_its_own_captioner(pipe, tmp_path):
+    """``pipe.caption`` uses the bundle's trained captioner over the bundle's own tokenizer, retriever and
+    database (docs/captioning.md): the same sentences as ``MotionCaptioner.from_pretrained()``, a re-saved
+    folder keeps a working captioner, and a pipeline without one says so."""
+    from remomask.captioning import MotionCaptioner
+    from remomask.data.embedded import resolve_dataset
+    from remomask.data.layout import MotionLayout
+
+    layout = MotionLayout(resolve_dataset(progress=False), "test", min_length=0, max_length=None,
+                          require_captions=False, subclips=False, progress=False)
+    records = list(layout)[::97][:6]
+    feats = [np.asarray(r.motion, dtype=np.float32) for r in records]
+    captions = pipe.caption(feats)
+    assert captions == MotionCaptioner.from_pretrained().caption(feats)
+    assert all(isinstance(c, str) and len(c.split()) >= 3 for c in captions), captions
+    folder = pipe.save_pretrained(tmp_path / "resaved", db_dtype="float16")
+    meta = json.loads((folder / "captioner" / "config.json").read_text())
+    assert meta["components"] == {"tokenizer": "../tokenizer", "retriever": "../retriever", "database": "../database"}
+    assert ReMoMaskPipeline.from_pretrained(folder).caption(feats[:2]) == captions[:2]
+    bare = ReMoMaskPipeline(pipe.tokenizer, pipe.mask_transformer, pipe.residual_transformer, pipe.length_estimator,
+                            retriever=pipe.retriever, database=pipe.database)
+    with pytest.raises(ValueError, match="no trained captioner"):
+        bare.caption(feats[:1])

@@ -1,9 +1,11 @@
 """Speed work on the generators must not change what they generate (issue 20).
 
 ``tests/data/token_ids_default.npz`` holds the token ids that the shipped model generated for real
-captions of the embedded ``test`` split at fixed seeds, recorded with the code *before* the batched-speed
-changes (commit 7ae5a5a, one torch thread; ``python tests/test_generation_exact.py --record`` rewrites it,
-which is only right when a change of the sampled ids is intended and documented). The cases cover one
+captions of the embedded ``test`` split at fixed seeds (one torch thread; ``python
+tests/test_generation_exact.py --record`` rewrites it, which is only right when a change of the sampled ids is
+intended and documented). The first recording was made with the code *before* the batched-speed changes
+(commit 7ae5a5a) and the first bundle; it was re-recorded in session 8 when the default bundle became the
+dataset-v2 model (docs/results.md), with code that reproduced the old recording on the old bundle. The cases cover one
 prompt, a padded batch of different lengths (length batching off: every motion padded to the longest) and
 length-batched groups, with base-layer guidance on (two passes a step) and at the model's defaults.
 """

@@ -1,15 +1,15 @@
-"""The components retrained on dataset v2 (``models/v2``, docs/results.md "Dataset v2"): they load, belong
-together (the database was built by this retriever over the v2 train split) and do their job on real clips."""
+"""The components retrained on dataset v2 (docs/results.md "Dataset v2"; in the default bundle since session 8,
+``models/v2/README.md``): they load, belong together (the database was built by this retriever over the v2
+train split) and do their job on real clips."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 from remomask.data.embedded import EMBEDDED_DIR, resolve_dataset
 
-V2 = Path(__file__).resolve().parents[1] / "models" / "v2"
+from remomask.bundled import PIPELINE_DIR as V2
 
 
 def _train_ids() -> set[str]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["MODELS_DIR", "PIPELINE_DIR", "RETRIEVER_DIR", "DATABASE_DIR", "TOKENIZER_DIR", "EVALUATOR_DIR"]
+__all__ = ["MODELS_DIR", "PIPELINE_DIR", "RETRIEVER_DIR", "DATABASE_DIR", "TOKENIZER_DIR", "LENGTH_ESTIMATOR_DIR",
+           "CAPTIONER_DIR", "EVALUATOR_DIR"]
 
 MODELS_DIR = Path(__file__).resolve().parent / "assets" / "models"
 """The package's model folder."""
@@ -25,6 +26,13 @@ DATABASE_DIR = PIPELINE_DIR / "database"
 
 TOKENIZER_DIR = PIPELINE_DIR / "tokenizer"
 """The bundle's 2D residual VQ-VAE (dual 1D + 2D branch, ``cpu`` preset)."""
+
+LENGTH_ESTIMATOR_DIR = PIPELINE_DIR / "length_estimator"
+"""The bundle's length estimator (caption -> duration)."""
+
+CAPTIONER_DIR = PIPELINE_DIR / "captioner"
+"""The bundle's trained motion-to-text captioner, over the bundle's tokenizer, retriever and database
+(docs/captioning.md)."""
 
 EVALUATOR_DIR = MODELS_DIR / "evaluator"
 """The metric evaluator and its label classifiers."""

@@ -8,7 +8,7 @@ Public API (imported lazily, so ``import remomask.captioning`` stays light)::
     cap.caption(["walk.bvh", joints, features])         # one string per motion
     res = cap.caption_results(joints, top_k=3)[0]       # res.captions, res.scores, res.entry_ids
 
-    trained = MotionCaptioner.from_pretrained()         # the trained captioner (models/v2/captioner)
+    trained = MotionCaptioner.from_pretrained()         # the trained captioner (the default bundle's captioner/)
     trained.caption(joints, beam=3)                     # a new sentence; retrieval=False drops the context
 
 Modules: ``retrieval_captioner`` (:class:`RetrievalCaptioner`: TMR-style motion-to-text retrieval over the

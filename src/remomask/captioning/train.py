@@ -31,14 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..bundled import DATABASE_DIR, RETRIEVER_DIR, TOKENIZER_DIR
 from ..errors import TrainingError, UsageError
 from .model import CaptionerConfig, CaptionTransformer
 from .trained_captioner import MotionCaptioner, batch_inputs, retrieval_context
 from .vocab import PAD, Vocabulary
 
 __all__ = ["CaptionerTrainConfig", "train_captioner", "training_samples"]
-
-_V2 = Path(__file__).resolve().parents[3] / "models" / "v2"
 
 
 @dataclass
@@ -47,7 +46,7 @@ class CaptionerTrainConfig:
 
     Attributes:
         dataset: ``"embedded"`` or a HumanML3D-layout folder (its ``val`` split is read for selection).
-        retriever, database, tokenizer: the frozen component folders (default: ``models/v2``).
+        retriever, database, tokenizer: the frozen component folders (default: the bundle's).
         iterations: optimiser steps. batch_size: pairs per step. lr: peak learning rate. warmup: warm-up steps.
         weight_decay: AdamW decay. label_smoothing: of the word cross-entropy.
         context_dropout: share of samples trained without their retrieval context.
@@ -59,9 +58,9 @@ class CaptionerTrainConfig:
     """
 
     dataset: str = "embedded"
-    retriever: str = str(_V2 / "retriever")
-    database: str = str(_V2 / "database")
-    tokenizer: str = str(_V2 / "tokenizer")
+    retriever: str = str(RETRIEVER_DIR)
+    database: str = str(DATABASE_DIR)
+    tokenizer: str = str(TOKENIZER_DIR)
     iterations: int = 6000
     batch_size: int = 64
     lr: float = 5e-4

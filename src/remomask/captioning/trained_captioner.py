@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..bundled import CAPTIONER_DIR
 from ..errors import MissingFileError, RemomaskError, UsageError
 from .model import CaptionerConfig, CaptionTransformer
 from .retrieval_captioner import _as_list, motion_features
@@ -42,8 +43,8 @@ __all__ = ["MotionCaptioner", "TrainedCaptionResult", "CaptionerLoadError", "ret
 
 FORMAT, VERSION = "remomask-captioner", 1
 CONFIG_FILE, WEIGHTS_FILE, CARD_FILE = "config.json", "model.safetensors", "README.md"
-DEFAULT_CAPTIONER_DIR = Path(__file__).resolve().parents[3] / "models" / "v2" / "captioner"
-"""The shipped trained captioner (in the repository, beside the v2 components it uses; not in the wheel)."""
+DEFAULT_CAPTIONER_DIR = CAPTIONER_DIR
+"""The shipped trained captioner: the default bundle's ``captioner/``, beside the components it uses."""
 TOKEN_MAX_FRAMES = 196
 """Frames of a motion that are tokenised (as the database's grids, docs/design.md §4.8)."""
 
@@ -202,7 +203,7 @@ def load_captioner_model(folder: str | os.PathLike, *, shipped: bool = False):
 
     folder = Path(folder)
     if not folder.is_dir():
-        where = "" if not shipped else " (the shipped captioner lives in the repository's models/v2)"
+        where = "" if not shipped else " (the default bundle has no captioner/: reinstall remomask)"
         raise MissingFileError(f"{folder} is not a folder{where}; pass a trained captioner folder "
                                "(remomask train captioner --out DIR)")
     cfg_path = folder / CONFIG_FILE
@@ -271,7 +272,7 @@ class MotionCaptioner:
     def from_pretrained(cls, path: str | os.PathLike | None = None, *, retriever: str | os.PathLike | None = None,
                         database: str | os.PathLike | None = None, tokenizer: str | os.PathLike | None = None,
                         device: str = "cpu") -> "MotionCaptioner":
-        """Load a captioner folder (None = the shipped ``models/v2/captioner``) and its components.
+        """Load a captioner folder (None = the default bundle's ``captioner/``) and its components.
 
         Args:
             path: the folder written by :meth:`save_pretrained`.

@@ -73,7 +73,7 @@ def _motion_files(motions: tuple[str, ...]):
 @click.option("--no-retrieval", is_flag=True, help="Trained captioner: decode without its retrieval context.")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
               help=_MODEL_HELP + " With --captioner trained: a trained captioner folder "
-                                 "[default: models/v2/captioner].")
+                                 "[default: the bundled one].")
 @click.option("--database", type=click.Path(path_type=Path), default=None, help=_DATABASE_HELP)
 @device_option()
 @threads_option()

@@ -384,7 +384,7 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
 @click.option("--split", "splits", multiple=True, default=("test",), show_default=True, help="Repeat for several.")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
               help="Trained captioner folder; its retriever and database also make the retrieval row "
-                   "[default: models/v2/captioner].")
+                   "[default: the bundled one].")
 @click.option("--dataset", default="embedded", show_default=True)
 @click.option("--beam", type=POSITIVE, default=1, show_default=True, help="Beam size of the trained rows.")
 @click.option("--max-clips", type=POSITIVE, default=None, help="Score the first N clips of each split only.")

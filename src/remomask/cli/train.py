@@ -300,10 +300,10 @@ def train_length_estimator(dataset, out, preset, iterations, batch_size, lr, war
 @click.option("--model-out", type=click.Path(path_type=Path), default=None,
               help="Model folder to write [default: OUT/model].")
 @click.option("--dataset", default="embedded", show_default=True, help="'embedded' or a HumanML3D-layout folder.")
-@click.option("--retriever", type=click.Path(path_type=Path), default=None, help="Retriever folder [models/v2].")
+@click.option("--retriever", type=click.Path(path_type=Path), default=None, help="Retriever folder [the bundle's].")
 @click.option("--database", type=click.Path(path_type=Path), default=None,
-              help="Its database with token grids [models/v2].")
-@click.option("--tokenizer", type=click.Path(path_type=Path), default=None, help="Tokenizer folder [models/v2].")
+              help="Its database with token grids [the bundle's].")
+@click.option("--tokenizer", type=click.Path(path_type=Path), default=None, help="Tokenizer folder [the bundle's].")
 @click.option("--iterations", type=POSITIVE, default=3000, show_default=True)
 @click.option("--batch-size", type=POSITIVE, default=64, show_default=True)
 @click.option("--lr", type=finite(0.0), default=5e-4, show_default=True)
