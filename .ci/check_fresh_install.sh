@@ -46,6 +46,11 @@ remomask caption my_bvh/ | tee captions.txt
 test "$(wc -l < captions.txt)" -eq 3
 remomask caption my_bvh/ --top-k 3 --out captions.jsonl
 test "$(wc -l < captions.jsonl)" -eq 3
+remomask caption my_bvh/ --captioner trained --beam 3 | tee captions_trained.txt        # the bundle's trained captioner
+test "$(wc -l < captions_trained.txt)" -eq 3
+python -c "
+from remomask import ReMoMaskPipeline
+print(ReMoMaskPipeline.from_pretrained().caption(['wave.bvh']))"
 remomask data import my_bvh/ --out my_library
 remomask retriever build-db --dataset my_library --split all --out my_db
 remomask retrieve "a person waves" --database my_db -k 3 --render my_hits/ | tee my_hits.txt
