@@ -100,3 +100,17 @@ def test_help_of_every_stage_command():
         result = runner.invoke(main, args + ["--help"])
         assert result.exit_code == 0, (args, result.output)
         assert "Usage:" in result.output
+
+
+def test_generate_no_retrieval_samples_text_only(tmp_path):
+    """`remomask generate --no-retrieval` samples without the retrieved motions (docs/results.md: safer for unseen
+    (action, style) pairs): result.json says so and retrieves nothing; with --timeline it is one clear error."""
+    out = tmp_path / "nr"
+    res = CliRunner().invoke(main, ["generate", "a person raises the left arm", "--seconds", "2", "--seed", "3",
+                                    "--no-retrieval", "--no-video", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "result.json").read_text())
+    assert doc["settings"]["use_retrieval"] is False
+    assert not any(s.get("retrieved") for s in doc.get("samples", [])), doc.get("samples")
+    bad = CliRunner().invoke(main, ["generate", "--timeline", "walk:2 | wave:2", "--no-retrieval"])
+    assert bad.exit_code == 2 and "--no-retrieval" in bad.output

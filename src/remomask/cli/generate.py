@@ -49,6 +49,9 @@ MAX_MOTIONS = 1000
 @click.option("--steps", type=POSITIVE, default=None, help="Masked-decoding steps [default: the model's, 10].")
 @click.option("--cond-scale", type=finite(0.0), default=None,
               help="RAG-CFG guidance scale [default: the model's, chosen on val; 4 when it names none].")
+@click.option("--no-retrieval", is_flag=True,
+              help="Sample without the retrieved motions (text only; RAG-CFG's retrieval dropout trains this mode). "
+                   "Safer for prompts far from the training captions (docs/results.md).")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
               help="Pipeline folder [default: the bundled model].")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
@@ -63,7 +66,7 @@ MAX_MOTIONS = 1000
 @click.option("--timeline", default=None,
               help="One continuous motion of any length: \"walk forward:4 | turn left and wave:3 | stand still:2\" "
                    "(text:seconds[:seed] items), or a .json/.yaml/.txt file of segments.")
-def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, model_dir, out, no_video, bvh,
+def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, no_retrieval, model_dir, out, no_video, bvh,
              video_format, device, prompts_file, timeline) -> None:
     """Generate motion for TEXT (or for every line of --prompts FILE, or one --timeline of segments).
 
@@ -78,6 +81,8 @@ def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, model_
             raise fail("give --timeline alone, without TEXT or --prompts")
         if seconds is not None or frames is not None or num_samples != 1:
             raise fail("--timeline sets the durations itself; drop --seconds / --frames / --num-samples")
+        if no_retrieval:
+            raise fail("--no-retrieval is an option of TEXT / --prompts generation, not of --timeline")
         return _generate_timeline(timeline, seed, steps, cond_scale, model_dir, out, no_video, bvh, video_format,
                                   device)
     if text is not None and prompts_file is not None:
@@ -111,7 +116,8 @@ def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, model_
         if total > 32:
             click.echo(f"generating {total} motions ...", err=True)
         pipe = ReMoMaskPipeline.from_pretrained(model_dir, device=device)
-        result = pipe(texts, num_samples=num_samples, seed=seed, steps=steps, cond_scale=cond_scale, **request)
+        result = pipe(texts, num_samples=num_samples, seed=seed, steps=steps, cond_scale=cond_scale,
+                      use_retrieval=not no_retrieval, **request)
 
         # -- write: samples first, result.json last -----------------------------------------------------------
         samples = write_samples(result, stage.path, num_samples, no_video, video_format, bvh=bvh)
