@@ -267,14 +267,16 @@ def test_save_and_load_a_tokens_checkpoint(encoder, records, tmp_path):
         assert torch.equal(back(ids, sentence, r), model(ids, sentence, r))
 
 
-def test_embedding_form_is_unchanged(encoder, records):
-    """The bundled (embedding-form) model loads as before; its generated ids are pinned by
-    tests/test_generation_exact.py."""
-    from remomask.bundled import PIPELINE_DIR
+def test_bundled_model_is_the_tokens_form_and_the_embedding_form_ignores_grids(encoder, records):
+    """Since session 8 the bundled masked transformer is the tokens form (k = 2: one text-to-motion and one
+    text-to-text neighbour; docs/results.md "Dataset v2 generators") and its database holds the grids; its
+    generated ids are pinned by tests/test_generation_exact.py. An embedding-form model ignores token grids."""
+    from remomask.bundled import DATABASE_DIR, PIPELINE_DIR
 
     mt = MaskTransformer.from_pretrained(PIPELINE_DIR / "mask_transformer")
-    assert mt.config.retrieval_form == "embedding" and mt.config.retrieval_k_t2t == 0
-    assert not hasattr(mt, "retr_tokens") and not any("mem_norm" in k for k in mt.state_dict())
+    assert mt.config.retrieval_form == "tokens" and mt.config.retrieval_k == 2 and mt.config.retrieval_k_t2t == 1
+    assert any("mem_norm" in k for k in mt.state_dict())
+    assert (DATABASE_DIR / "tokens.safetensors").is_file()
     # an embedding-form model ignores token grids
     model = _model(retrieval_form="embedding")
     ids, sentence, r = _batch(encoder, records)
