@@ -103,3 +103,29 @@ def test_pipeline_captions_with_its_own_captioner(pipe, tmp_path):
                             retriever=pipe.retriever, database=pipe.database)
     with pytest.raises(ValueError, match="no trained captioner"):
         bare.caption(feats[:1])
+
+
+def test_wrong_neighbour_retrieves_for_another_action(pipe):
+    """``retrieval_texts`` (``evaluate t2m --wrong-neighbour``): the prompt stays the text condition while the
+    neighbours come from another sentence; the protocol's partner is the next prompt of another action."""
+    from remomask.pipeline.evaluation import PipelineMotionSource, wrong_neighbours
+
+    squat, kick = "a person does a squat.", "a person kicks with the right leg."
+    own = pipe([squat], frames=[60], seed=0)
+    swapped = pipe([squat], frames=[60], seed=0, retrieval_texts=[kick])
+    kicked = pipe([kick], frames=[60], seed=0)
+    assert [h["entry_id"] for h in swapped.retrieved[0]] == [h["entry_id"] for h in kicked.retrieved[0]]
+    assert [h["entry_id"] for h in swapped.retrieved[0]] != [h["entry_id"] for h in own.retrieved[0]]
+    assert swapped.texts == [squat] and not np.array_equal(swapped.token_ids, own.token_ids)
+    with pytest.raises(ValueError, match="one sentence per prompt"):
+        pipe([squat, kick], frames=[60, 60], seed=0, retrieval_texts=[kick])
+
+    caps = ["walk a", "walk b", "squat", "walk c"]
+    labels = [{"action": "walk"}, {"action": "walk"}, {"action": "squat"}, {"action": "walk"}]
+    assert wrong_neighbours(caps, labels) == ["squat", "squat", "walk c", "squat"]
+    assert wrong_neighbours(["same", "same"], None) == ["same", "same"]
+    assert wrong_neighbours(["x", "y"], [{}, {}]) == ["y", "x"]
+    source = PipelineMotionSource(pipe, wrong_neighbour=True)
+    source.set_seed(0)
+    feats, lengths = source([squat, kick], [60, 60], [{"action": "squat"}, {"action": "kick"}])
+    assert feats.shape == (2, 60, 263) and lengths.tolist() == [60, 60]

@@ -57,6 +57,12 @@ FAST_CASES = [
     ("unknown option", ["generate", "x", "--sconds", "3"], ["No such option", "--help"]),
     ("build-db without out", ["retriever", "build-db"], ["give --out DIR"]),
     ("data build without raw", ["data", "build"], ["pass --raw DIR"]),
+    ("wrong neighbour without model", ["evaluate", "t2m", "--wrong-neighbour"], ["add --model DIR"]),
+    ("wrong neighbour without retrieval", ["evaluate", "t2m", "--model", "x", "--wrong-neighbour",
+                                           "--without-retrieval"], ["--wrong-neighbour needs retrieval"]),
+    ("refine missing tokenizer", ["train", "tokenizer-decoder", "--tokenizer", "/nonexistent/tok"],
+     ["/nonexistent/tok", "does not exist"]),
+    ("refine lr 0", ["train", "tokenizer-decoder", "--lr", "0"], ["--lr"]),
 ]
 
 

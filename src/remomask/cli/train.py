@@ -79,6 +79,44 @@ def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, 
     click.echo(f"model selected on val: {run(cfg)}")
 
 
+@train.command("tokenizer-decoder")
+@click.option("--tokenizer", type=click.Path(path_type=Path), default=None,
+              help="Trained tokenizer folder to refine [default: the bundled model's].")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/tokenizer_refined"), show_default=True,
+              help="Run folder: checkpoint.pt, tb/ (TensorBoard), model/ (selected on val).")
+@click.option("--dataset", default="embedded", show_default=True, help="'embedded' or a HumanML3D-layout folder.")
+@click.option("--iterations", type=POSITIVE, default=1500, show_default=True)
+@click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
+@click.option("--lr", type=finite(positive=True), default=1e-4, show_default=True, help="Start of the cosine decay.")
+@click.option("--window", "window_size", type=int_range(4), default=196, show_default=True,
+              help="Frames per training window.")
+@click.option("--joint-weight", type=finite(0.0), default=5.0, show_default=True,
+              help="Weight of the pelvis-aligned joint error (metres).")
+@click.option("--eval-every", type=POSITIVE, default=250, show_default=True)
+@click.option("--seed", type=SEED, default=3407, show_default=True)
+@_balance_option
+@threads_option()
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from <out>/checkpoint.pt when it exists.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train_tokenizer_decoder(tokenizer, out, dataset, iterations, batch_size, lr, window_size, joint_weight, eval_every,
+                            seed, balance_alpha, threads, resume, progress) -> None:
+    """Refine a trained tokenizer's decoder; the token ids stay the same (docs/design.md §3.5).
+
+    Encoders and codebooks are frozen, so generators, the database's token grids and the captioner trained on
+    the tokenizer's ids stay valid; only the reconstruction of the ids improves.
+    """
+    from ..bundled import TOKENIZER_DIR
+    from ..tokenizer.refine import RefineConfig, refine_decoder
+
+    cfg = RefineConfig(tokenizer=str(tokenizer or TOKENIZER_DIR), dataset=dataset, out=str(out), iterations=iterations,
+                       batch_size=batch_size, lr=lr, window_size=window_size, joint_weight=joint_weight,
+                       balance_alpha=0.5 if balance_alpha is None else balance_alpha, eval_every=eval_every,
+                       checkpoint_every=eval_every, seed=seed, threads=threads, resume=resume, progress=progress,
+                       command=command_line("remomask train tokenizer-decoder"))
+    click.echo(f"model selected on val: {refine_decoder(cfg)}")
+
+
 # -- retriever -------------------------------------------------------------------------------------------------
 @train.command("retriever")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,

@@ -154,9 +154,26 @@ def sample_indices(records: Sequence, size: int, rng: np.random.Generator, balan
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    """SHA-256 (16 hex chars) of a tokenizer's config and weights: names the token cache it made."""
+    """SHA-256 (16 hex chars) of what decides a tokenizer's ids: its config and every weight and buffer except
+    those of the decoding side (:data:`remomask.tokenizer.refine.DECODER_MODULES`).
+
+    It names the token caches a tokenizer made and is stored with the retrieval database's token grids and in
+    the generators' training records. A decoder refinement (docs/design.md §3.5) keeps it, because it keeps the
+    ids; any change to the encoders, codebooks, statistics or config changes it.
+
+    Args:
+        tokenizer: a :class:`~remomask.tokenizer.model.MotionTokenizer`.
+
+    Returns:
+        16 lowercase hex characters.
+    """
+    from ..tokenizer.refine import DECODER_MODULES
+
+    decoding = tuple(f"{name}." for name in DECODER_MODULES)
     h = hashlib.sha256(json.dumps(tokenizer.config.to_dict(), sort_keys=True, default=list).encode())
     for name, tensor in sorted(tokenizer.state_dict().items()):
+        if name.startswith(decoding):
+            continue
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]

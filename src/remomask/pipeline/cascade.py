@@ -208,7 +208,7 @@ class ReMoMaskPipeline:
                  gumbel: bool = False, residual_cond_scale: float | None = None, residual_top_k: int | None = None,
                  residual_temperature: float = 1.0, length_mode: str = "sample", use_retrieval: bool = True,
                  batch_size: int = 32, length_batching: bool = True, precision: str | None = None,
-                 min_frames: int = MIN_FRAMES) -> GenerationOutput:
+                 min_frames: int = MIN_FRAMES, retrieval_texts=None) -> GenerationOutput:
         """Generate motions for prompts.
 
         Args:
@@ -237,6 +237,9 @@ class ReMoMaskPipeline:
             min_frames: shortest ``frames`` accepted (40 = 2 s). The evaluation protocol lowers it to one
                 token (:data:`~remomask.constants.FRAMES_PER_TOKEN` frames) to generate at the ground-truth
                 length of the dataset's 1-2 s clips; the user-facing CLI keeps 2 s.
+            retrieval_texts: None (retrieve with the prompts), or B other sentences, one per prompt, to retrieve
+                with instead, while the text condition stays the prompt's (the evaluation's deliberately wrong
+                neighbour, ``remomask evaluate t2m --wrong-neighbour``). Ignored without retrieval.
 
         Returns:
             :class:`GenerationOutput`.
@@ -252,6 +255,11 @@ class ReMoMaskPipeline:
         from ..generation.batching import plan_length_batches
 
         texts = check_prompts(texts)
+        if retrieval_texts is not None:
+            retrieval_texts = check_prompts(retrieval_texts)
+            if len(retrieval_texts) != len(texts):
+                raise ValueError(f"retrieval_texts must hold one sentence per prompt ({len(texts)}), "
+                                 f"got {len(retrieval_texts)}")
         if not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
         if batch_size < 1:
@@ -287,8 +295,9 @@ class ReMoMaskPipeline:
         all_req = [r for r in requested for _ in range(num_samples)]
         b = len(all_texts)
         # 1. conditions and lengths, in request order (text encoding and retrieval in chunks of batch_size)
+        queries = None if retrieval_texts is None else [t for t in retrieval_texts for _ in range(num_samples)]
         sentence, retrieval, tokens, retrieved = self._conditions(all_texts, all_req, batch_size, generator,
-                                                                  length_mode, use_r)
+                                                                  length_mode, use_r, queries)
         # 2. token generation and decoding in batches of similar length (generation/batching.py)
         n_max = int(tokens.max())
         d = self.tokenizer.config.feature_dim
@@ -407,9 +416,10 @@ class ReMoMaskPipeline:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _conditions(self, texts, requested, batch_size, generator, length_mode, use_r):
+    def _conditions(self, texts, requested, batch_size, generator, length_mode, use_r, queries=None):
         """Sentence embeddings (B, Dt) on the device, :class:`Retrieved` (B, k, E) on the CPU or None, token
-        lengths (B,) long on the CPU (given, or drawn from the length estimator) and the hits per prompt."""
+        lengths (B,) long on the CPU (given, or drawn from the length estimator) and the hits per prompt.
+        ``queries``: None, or B sentences to retrieve with instead of ``texts``."""
         import torch
 
         from ..generation import Retrieved
@@ -417,7 +427,12 @@ class ReMoMaskPipeline:
         sentences, parts, tokens, hits = [], [], [], []
         with torch.no_grad():
             for s in range(0, len(texts), batch_size):
-                cond = self.conditions(texts[s: s + batch_size], keep_hits=use_r, retrieve=use_r)
+                own = queries is None
+                cond = self.conditions(texts[s: s + batch_size], keep_hits=use_r and own, retrieve=use_r and own)
+                if use_r and not own:  # a deliberately wrong neighbour: retrieve with another sentence
+                    found = self.conditions(queries[s: s + batch_size], keep_hits=True, retrieve=True)
+                else:
+                    found = cond
                 sentence = cond.sentence.to(self.device)
                 req = requested[s: s + batch_size]
                 tok = torch.tensor([0 if r is None else r // FRAMES_PER_TOKEN for r in req], device=self.device)
@@ -428,8 +443,8 @@ class ReMoMaskPipeline:
                         max_tokens=MAX_FRAMES // FRAMES_PER_TOKEN, generator=generator)
                 sentences.append(sentence)
                 tokens.append(tok.cpu())
-                hits.extend(cond.hits)
+                hits.extend(found.hits)
                 if use_r:
-                    parts.append(cond.retrieval)
+                    parts.append(found.retrieval)
         retrieval = Retrieved.cat(parts) if use_r else None
         return torch.cat(sentences), retrieval, torch.cat(tokens).long(), hits

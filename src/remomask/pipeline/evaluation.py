@@ -9,7 +9,7 @@ from pathlib import Path
 from ..constants import FRAMES_PER_TOKEN
 from .cascade import ReMoMaskPipeline
 
-__all__ = ["EVAL_REQUEST_SIZE", "PipelineMotionSource", "load_motion_source"]
+__all__ = ["EVAL_REQUEST_SIZE", "PipelineMotionSource", "load_motion_source", "wrong_neighbours"]
 
 EVAL_REQUEST_SIZE = 1024
 """Prompts per call of the evaluation protocol for a pipeline: a whole embedded test pass (768) in one."""
@@ -29,6 +29,9 @@ class PipelineMotionSource:
             of 32 at a time). A whole pass in one call lets the pipeline group all prompts by length (8 test
             batches: 4.90 s a batch against 5.95 s one batch at a time, ``benchmarks/bench_generation.py
             --protocol test --protocol-batches 8``); the forward batches stay at most 32.
+        wrong_neighbour: retrieve for each prompt with the caption of another prompt of the same call, the next
+            one (cyclically, in the protocol's order) whose ``action`` label differs (:func:`wrong_neighbours`):
+            the robustness check of a deliberately wrong neighbour. The text condition stays the prompt's.
         **sampling: keyword arguments of the call.
 
     Raises:
@@ -38,10 +41,11 @@ class PipelineMotionSource:
     stochastic = True
 
     def __init__(self, pipeline: ReMoMaskPipeline, name: str = "ReMoMask", *,
-                 request_size: int | None = None, **sampling) -> None:
+                 request_size: int | None = None, wrong_neighbour: bool = False, **sampling) -> None:
         if request_size is not None and int(request_size) < 1:
             raise ValueError(f"request_size must be >= 1, got {request_size}")
         self.pipeline, self.name, self.sampling = pipeline, name, sampling
+        self.wrong_neighbour = bool(wrong_neighbour)
         self.request_size = None if request_size is None else int(request_size)
         self._generator = None
 
@@ -61,9 +65,35 @@ class PipelineMotionSource:
 
         if self._generator is None:
             self.set_seed(int(torch.randint(0, 2 ** 62, ())))
+        extra = {}
+        if self.wrong_neighbour:
+            extra["retrieval_texts"] = wrong_neighbours(list(captions), labels)
         out = self.pipeline(list(captions), frames=[int(x) for x in torch.as_tensor(lengths).tolist()],
-                            generator=self._generator, min_frames=FRAMES_PER_TOKEN, **self.sampling)
+                            generator=self._generator, min_frames=FRAMES_PER_TOKEN, **self.sampling, **extra)
         return torch.from_numpy(out.features), torch.from_numpy(out.lengths)
+
+
+def wrong_neighbours(captions: list[str], labels=None) -> list[str]:
+    """For each prompt, the caption of the next prompt (cyclically) whose ``action`` label differs, or, without
+    labels or when every prompt shares one, whose caption differs; the prompt itself when all captions are equal.
+
+    Args:
+        captions: B prompts. labels: None or B dicts (the protocol's labels; ``action`` may be missing).
+
+    Returns:
+        B captions to retrieve with (the deliberately wrong neighbours of :class:`PipelineMotionSource`).
+    """
+    b = len(captions)
+    actions = [None if labels is None else (labels[i] or {}).get("action") for i in range(b)]
+    out = []
+    for i in range(b):
+        order = [(i + d) % b for d in range(1, b)]
+        pick = next((j for j in order if actions[i] is not None and actions[j] is not None
+                     and actions[j] != actions[i]), None)
+        if pick is None:
+            pick = next((j for j in order if captions[j] != captions[i]), i)
+        out.append(captions[pick])
+    return out
 
 
 def load_motion_source(model_dir, device="cpu", request_size: int | None = EVAL_REQUEST_SIZE,
