@@ -85,12 +85,12 @@ def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, 
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/tokenizer_refined"), show_default=True,
               help="Run folder: checkpoint.pt, tb/ (TensorBoard), model/ (selected on val).")
 @click.option("--dataset", default="embedded", show_default=True, help="'embedded' or a HumanML3D-layout folder.")
-@click.option("--iterations", type=POSITIVE, default=1500, show_default=True)
+@click.option("--iterations", type=POSITIVE, default=3000, show_default=True)
 @click.option("--batch-size", type=POSITIVE, default=32, show_default=True)
 @click.option("--lr", type=finite(positive=True), default=1e-4, show_default=True, help="Start of the cosine decay.")
 @click.option("--window", "window_size", type=int_range(4), default=196, show_default=True,
               help="Frames per training window.")
-@click.option("--joint-weight", type=finite(0.0), default=5.0, show_default=True,
+@click.option("--joint-weight", type=finite(0.0), default=15.0, show_default=True,
               help="Weight of the pelvis-aligned joint error (metres).")
 @click.option("--eval-every", type=POSITIVE, default=250, show_default=True)
 @click.option("--seed", type=SEED, default=3407, show_default=True)

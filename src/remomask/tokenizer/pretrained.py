@@ -95,7 +95,8 @@ def model_card(config: TokenizerConfig, card: dict | None = None) -> str:
         lines += ["## Notes", "", str(card["notes"]), ""]
     lines += ["## Licence", "",
               "Code MIT. Weights trained on the bundled remomask dataset (Bandai-Namco motion dataset, "
-              "CC BY-NC 4.0; HDM05, CC BY-SA 3.0): non-commercial use, see the dataset card.", ""]
+              "CC BY-NC 4.0; HDM05, CC BY-SA 3.0; CMU Graphics Lab Motion Capture Database with KIT-ML and "
+              "HumanML3D captions; ReActIdle, MIT): non-commercial use, see the dataset card for attribution.", ""]
     return "\n".join(lines)
 
 

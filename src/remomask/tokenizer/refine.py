@@ -59,11 +59,11 @@ class RefineConfig:
     tokenizer: str
     dataset: str = "embedded"
     out: str = "runs/tokenizer_refined"
-    iterations: int = 1500
+    iterations: int = 3000
     batch_size: int = 32
     lr: float = 1e-4
     window_size: int = 196
-    joint_weight: float = 5.0
+    joint_weight: float = 15.0
     pos_weight: float = 0.5
     balance_alpha: float = 0.5
     seed: int = 3407
@@ -106,7 +106,7 @@ def frozen_state(model) -> dict[str, torch.Tensor]:
 
 
 def refine_loss(model, rec: torch.Tensor, target: torch.Tensor, ric: slice, pos_weight: float = 0.5,
-                joint_weight: float = 5.0) -> tuple[torch.Tensor, dict]:
+                joint_weight: float = 15.0) -> tuple[torch.Tensor, dict]:
     """The refinement loss (module docstring) of a (B, T, D) normalised reconstruction against its target.
 
     Args:
