@@ -129,3 +129,45 @@ def test_wrong_neighbour_retrieves_for_another_action(pipe):
     source.set_seed(0)
     feats, lengths = source([squat, kick], [60, 60], [{"action": "squat"}, {"action": "kick"}])
     assert feats.shape == (2, 60, 263) and lengths.tolist() == [60, 60]
+
+
+def test_diverse_neighbours_draw_on_another_label(pipe):
+    """``diverse_neighbours`` (docs/design.md §4.9): on `test_unseen` captions (unseen (action, style) pairs) the
+    text-to-text slot holds a motion of another (action, style) than the text-to-motion slot, which stays the
+    same; without the option the two often share their labels."""
+    from remomask.data.embedded import EMBEDDED_DIR, resolve_dataset
+    from remomask.data.layout import MotionLayout
+
+    labels = {m: (v["action"], v["style"]) for m, v in
+              json.loads((EMBEDDED_DIR / "labels.json").read_text()).items()}
+    unseen = MotionLayout(resolve_dataset(progress=False), "test_unseen", progress=False)
+    captions = sorted({r.captions[0].text for r in unseen if r.captions})[::7][:40]
+    assert len(captions) == 40
+    out = pipe([captions[0]], frames=[60], seed=0, diverse_neighbours=True)
+    assert len(out.retrieved[0]) == 2
+    plain = pipe.conditions(captions, keep_hits=True).hits
+    diverse = pipe.conditions(captions, keep_hits=True, diverse=True).hits
+    same_plain = sum(labels[p[0]["motion_id"]] == labels[p[1]["motion_id"]] for p in plain)
+    same_diverse = sum(labels[d[0]["motion_id"]] == labels[d[1]["motion_id"]] for d in diverse)
+    assert [p[0]["entry_id"] for p in plain] == [d[0]["entry_id"] for d in diverse]
+    assert same_plain >= 5 and same_diverse == 0, (same_plain, same_diverse)
+
+
+def test_diverse_neighbours_refuse_what_they_cannot_do(pipe):
+    """Diverse neighbours need text-to-text slots and labelled motions; each case says so."""
+    import torch
+
+    from remomask.retrieval.database import DatabaseError, RetrievalDatabase
+    from remomask.retrieval.multimodal import search_multimodal
+
+    db = pipe.database
+    q = pipe.conditions._encode_texts(["a person does a squat."])["a person does a squat."][1][None]
+    with pytest.raises(DatabaseError, match="k_t2t = 0"):
+        search_multimodal(db, q, 2, 0, diverse_by=("action", "style"))
+    rows = list(range(0, len(db), 500))
+    bare = RetrievalDatabase(db.motion_emb[rows], db.text_emb[rows], [db.captions[i] for i in rows],
+                             [db.motion_ids[i] for i in rows])
+    with pytest.raises(DatabaseError, match="stores none"):
+        search_multimodal(bare, q, 1, 1, diverse_by=("action", "style"))
+    plain = search_multimodal(bare, torch.as_tensor(q), 1, 1)
+    assert plain.indices.shape == (1, 2)

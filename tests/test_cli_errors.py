@@ -59,7 +59,7 @@ FAST_CASES = [
     ("data build without raw", ["data", "build"], ["pass --raw DIR"]),
     ("wrong neighbour without model", ["evaluate", "t2m", "--wrong-neighbour"], ["add --model DIR"]),
     ("wrong neighbour without retrieval", ["evaluate", "t2m", "--model", "x", "--wrong-neighbour",
-                                           "--without-retrieval"], ["--wrong-neighbour needs retrieval"]),
+                                           "--without-retrieval"], ["--wrong-neighbour and --diverse-neighbours need"]),
     ("refine missing tokenizer", ["train", "tokenizer-decoder", "--tokenizer", "/nonexistent/tok"],
      ["/nonexistent/tok", "does not exist"]),
     ("refine lr 0", ["train", "tokenizer-decoder", "--lr", "0"], ["--lr"]),

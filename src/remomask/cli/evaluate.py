@@ -218,7 +218,8 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
     extra = {} if request_size is None else {"request_size": request_size}  # None: the loader's default
     source = load_motion_source(model_dir, **extra, **sampling)
     if sampling:
-        names = {"use_retrieval": "no retrieval at sampling", "wrong_neighbour": "wrong neighbour"}
+        names = {"use_retrieval": "no retrieval at sampling", "wrong_neighbour": "wrong neighbour",
+                 "diverse_neighbours": "diverse neighbours"}
         source.name += " (" + ", ".join(names[k] if k in names else
                                         (f"{k} {v}" if isinstance(v, str) else f"{k} {v:g}")
                                         for k, v in sampling.items()) + ")"
@@ -275,6 +276,9 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
 @click.option("--wrong-neighbour", is_flag=True,
               help="--model: retrieve for each prompt with the caption of another prompt of the pass, one of another "
                    "action (robustness to a deliberately wrong neighbour; the text condition stays the prompt's).")
+@click.option("--diverse-neighbours", is_flag=True,
+              help="--model: fill the text-to-text retrieval slots with neighbours of other (action, style) labels "
+                   "than the text-to-motion ones (docs/design.md §4.9).")
 @click.option("--request-size", type=POSITIVE, default=None,
               help="--model: prompts per generator call; the pipeline groups them by length [1024: a whole "
                    "embedded test pass; 32: one batch of the protocol at a time]. Changes the random numbers "
@@ -297,7 +301,7 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
 @click.option("--no-progress", is_flag=True, help="No tqdm bars.")
 def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repeats, seed, dataset, evaluator_dir,
                  official_ckpt, glove_dir, official_mean, official_std, max_batches, mm_batches, mm_repeats, steps,
-                 cond_scale, residual_cond_scale, text_scale, retrieval_scale, precision, without_retrieval, wrong_neighbour, request_size, json_out, restart, per_action, rare_threshold,
+                 cond_scale, residual_cond_scale, text_scale, retrieval_scale, precision, without_retrieval, wrong_neighbour, diverse_neighbours, request_size, json_out, restart, per_action, rare_threshold,
                  short_clips, threads, no_progress) -> None:
     """Score a generator and/or baselines with the text-to-motion protocol (docs/design.md §10.2).
 
@@ -310,13 +314,15 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
     sampling = {k: v for k, v in (("steps", steps), ("cond_scale", cond_scale),
                                   ("residual_cond_scale", residual_cond_scale), ("text_scale", text_scale),
                                   ("retrieval_scale", retrieval_scale), ("precision", precision)) if v is not None}
-    if (sampling or request_size is not None or without_retrieval or wrong_neighbour) and not model_dir:
+    if (sampling or request_size is not None or without_retrieval or wrong_neighbour or diverse_neighbours) \
+            and not model_dir:
         raise fail("--steps / --cond-scale / --residual-cond-scale / --text-scale / --retrieval-scale / --precision / "
-                   "--request-size / --without-retrieval / --wrong-neighbour set the sampling of --model; add --model DIR")
+                   "--request-size / --without-retrieval / --wrong-neighbour / --diverse-neighbours set the sampling "
+                   "of --model; add --model DIR")
     if without_retrieval and retrieval_scale:
         raise fail("--retrieval-scale needs retrieval; drop it or --without-retrieval")
-    if without_retrieval and wrong_neighbour:
-        raise fail("--wrong-neighbour needs retrieval; use one of --without-retrieval and --wrong-neighbour")
+    if without_retrieval and (wrong_neighbour or diverse_neighbours):
+        raise fail("--wrong-neighbour and --diverse-neighbours need retrieval; drop --without-retrieval")
     if (retriever_dir or database_dir) and "retrieval" not in baselines:
         raise fail("--retriever / --database are options of --baseline retrieval; add it")
     if official_ckpt and glove_dir is None:
@@ -348,6 +354,8 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
             sampling["use_retrieval"] = False
         if wrong_neighbour:
             sampling["wrong_neighbour"] = True
+        if diverse_neighbours:
+            sampling["diverse_neighbours"] = True
         sources.append(_model_source(model_dir, request_size, **sampling))
         identities.append({"model": str(Path(model_dir).resolve()), "weights": folder_fingerprint(model_dir),
                            "sampling": sampling})

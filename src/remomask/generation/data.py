@@ -56,6 +56,7 @@ __all__ = [
     "TokenSource",
     "Conditions",
     "ConditionEncoder",
+    "DIVERSE_LABELS",
 ]
 
 TOKEN_SOURCES = ("cache", "online")
@@ -151,6 +152,10 @@ def sample_indices(records: Sequence, size: int, rng: np.random.Generator, balan
         return rng.integers(len(records), size=size)
     p = balanced_probabilities([r.labels.get(label) for r in records], balance_alpha)
     return rng.choice(len(records), size=size, replace=True, p=p)
+
+
+DIVERSE_LABELS = ("action", "style")
+"""The labels that diverse neighbours differ in (:meth:`ConditionEncoder.__call__` ``diverse``)."""
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -371,7 +376,7 @@ class ConditionEncoder:
         self.k, self.exclude_mirrors, self.cache = k, exclude_mirrors, cache
         self.k_t2t, self.tokens = k_t2t, tokens
         self._text: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
-        self._retr: dict[tuple[str, str | None], tuple[torch.Tensor, torch.Tensor, torch.Tensor, list]] = {}
+        self._retr: dict[tuple[str, str | None, bool], tuple[torch.Tensor, torch.Tensor, torch.Tensor, list]] = {}
 
     @property
     def text_dim(self) -> int:
@@ -395,7 +400,7 @@ class ConditionEncoder:
         return {t: self._text[t] if t in self._text else fresh[t] for t in texts}
 
     def __call__(self, texts: Sequence[str], exclude: Sequence[str | None] | None = None, *,
-                 keep_hits: bool = False, retrieve: bool = True) -> Conditions:
+                 keep_hits: bool = False, retrieve: bool = True, diverse: bool = False) -> Conditions:
         """Conditions of B captions.
 
         Args:
@@ -404,31 +409,39 @@ class ConditionEncoder:
             keep_hits: also return the retrieved entries as dicts.
             retrieve: False skips the database search (``retrieval`` None, empty hits), e.g. for text-only
                 generation with a retrieval model.
+            diverse: fill the text-to-text slots with neighbours of (action, style) labels the other
+                neighbours do not have (:func:`~remomask.retrieval.multimodal.search_multimodal`; needs k_t2t >= 1
+                and a database with those labels).
 
         Returns:
             :class:`Conditions` on the CPU.
 
         Raises:
-            TextEncoderError: empty captions. ValueError: ``exclude`` of the wrong length.
+            TextEncoderError: empty captions. ValueError: ``exclude`` of the wrong length, or ``diverse`` without
+                text-to-text slots. DatabaseError: ``diverse`` on a database without action and style labels.
         """
         texts = list(texts)
         if exclude is not None and len(exclude) != len(texts):
             raise ValueError(f"exclude must hold one motion id (or None) per caption ({len(texts)}), "
                              f"got {len(exclude)}")
+        if diverse and retrieve and self.retriever is not None and self.k_t2t < 1:
+            raise ValueError("diverse neighbours need a model with text-to-text retrieval slots (retrieval_k_t2t >= 1)")
         enc = self._encode_texts(texts)
         sentence = torch.stack([enc[t][0] for t in texts])
         if self.retriever is None or not retrieve:
             return Conditions(sentence, None, [[] for _ in texts])
         excl = list(exclude) if exclude is not None else [None] * len(texts)
-        keys = [(t, e) for t, e in zip(texts, excl)]
+        keys = [(t, e, bool(diverse)) for t, e in zip(texts, excl)]
         todo = [key for key in dict.fromkeys(keys) if key not in self._retr]
         fresh = {}
         if todo:
             from ..retrieval.multimodal import search_multimodal
 
-            res = search_multimodal(self.database, torch.stack([enc[t][1] for t, _ in todo]), self.k - self.k_t2t,
-                                    self.k_t2t, exclude=[None if e is None else [e] for _, e in todo],
-                                    exclude_mirrors=self.exclude_mirrors)
+            res = search_multimodal(self.database, torch.stack([enc[t][1] for t, _, _ in todo]),
+                                    self.k - self.k_t2t, self.k_t2t,
+                                    exclude=[None if e is None else [e] for _, e, _ in todo],
+                                    exclude_mirrors=self.exclude_mirrors,
+                                    diverse_by=DIVERSE_LABELS if diverse else None)
             for j, key in enumerate(todo):
                 hits = [{"entry_id": h.entry_id, "motion_id": h.motion_id, "caption": h.caption,
                          "score": float(h.score)} for h in res.hits[j]]

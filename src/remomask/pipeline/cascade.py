@@ -208,7 +208,8 @@ class ReMoMaskPipeline:
                  gumbel: bool = False, residual_cond_scale: float | None = None, residual_top_k: int | None = None,
                  residual_temperature: float = 1.0, length_mode: str = "sample", use_retrieval: bool = True,
                  batch_size: int = 32, length_batching: bool = True, precision: str | None = None,
-                 min_frames: int = MIN_FRAMES, retrieval_texts=None) -> GenerationOutput:
+                 min_frames: int = MIN_FRAMES, retrieval_texts=None,
+                 diverse_neighbours: bool = False) -> GenerationOutput:
         """Generate motions for prompts.
 
         Args:
@@ -240,6 +241,10 @@ class ReMoMaskPipeline:
             retrieval_texts: None (retrieve with the prompts), or B other sentences, one per prompt, to retrieve
                 with instead, while the text condition stays the prompt's (the evaluation's deliberately wrong
                 neighbour, ``remomask evaluate t2m --wrong-neighbour``). Ignored without retrieval.
+            diverse_neighbours: fill the text-to-text retrieval slots with the best neighbours whose (action,
+                style) labels differ from the other neighbours' (docs/design.md §4.9), so that an unseen
+                combination can draw on one neighbour of each; needs a model with text-to-text slots and a
+                database with action and style labels. Ignored without retrieval.
 
         Returns:
             :class:`GenerationOutput`.
@@ -297,7 +302,8 @@ class ReMoMaskPipeline:
         # 1. conditions and lengths, in request order (text encoding and retrieval in chunks of batch_size)
         queries = None if retrieval_texts is None else [t for t in retrieval_texts for _ in range(num_samples)]
         sentence, retrieval, tokens, retrieved = self._conditions(all_texts, all_req, batch_size, generator,
-                                                                  length_mode, use_r, queries)
+                                                                  length_mode, use_r, queries,
+                                                                  bool(diverse_neighbours))
         # 2. token generation and decoding in batches of similar length (generation/batching.py)
         n_max = int(tokens.max())
         d = self.tokenizer.config.feature_dim
@@ -416,10 +422,11 @@ class ReMoMaskPipeline:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _conditions(self, texts, requested, batch_size, generator, length_mode, use_r, queries=None):
+    def _conditions(self, texts, requested, batch_size, generator, length_mode, use_r, queries=None,
+                    diverse=False):
         """Sentence embeddings (B, Dt) on the device, :class:`Retrieved` (B, k, E) on the CPU or None, token
         lengths (B,) long on the CPU (given, or drawn from the length estimator) and the hits per prompt.
-        ``queries``: None, or B sentences to retrieve with instead of ``texts``."""
+        ``queries``: None, or B sentences to retrieve with instead of ``texts``. ``diverse``: diverse neighbours."""
         import torch
 
         from ..generation import Retrieved
@@ -428,9 +435,11 @@ class ReMoMaskPipeline:
         with torch.no_grad():
             for s in range(0, len(texts), batch_size):
                 own = queries is None
-                cond = self.conditions(texts[s: s + batch_size], keep_hits=use_r and own, retrieve=use_r and own)
+                cond = self.conditions(texts[s: s + batch_size], keep_hits=use_r and own, retrieve=use_r and own,
+                                       diverse=diverse and own)
                 if use_r and not own:  # a deliberately wrong neighbour: retrieve with another sentence
-                    found = self.conditions(queries[s: s + batch_size], keep_hits=True, retrieve=True)
+                    found = self.conditions(queries[s: s + batch_size], keep_hits=True, retrieve=True,
+                                            diverse=diverse)
                 else:
                     found = cond
                 sentence = cond.sentence.to(self.device)
