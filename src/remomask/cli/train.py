@@ -95,12 +95,13 @@ def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, 
 @click.option("--eval-every", type=POSITIVE, default=250, show_default=True)
 @click.option("--seed", type=SEED, default=3407, show_default=True)
 @_balance_option
+@device_option()
 @threads_option()
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from <out>/checkpoint.pt when it exists.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train_tokenizer_decoder(tokenizer, out, dataset, iterations, batch_size, lr, window_size, joint_weight, eval_every,
-                            seed, balance_alpha, threads, resume, progress) -> None:
+                            seed, balance_alpha, device, threads, resume, progress) -> None:
     """Refine a trained tokenizer's decoder; the token ids stay the same (docs/design.md §3.5).
 
     Encoders and codebooks are frozen, so generators, the database's token grids and the captioner trained on
@@ -109,10 +110,11 @@ def train_tokenizer_decoder(tokenizer, out, dataset, iterations, batch_size, lr,
     from ..bundled import TOKENIZER_DIR
     from ..tokenizer.refine import RefineConfig, refine_decoder
 
+    check_device(device)
     cfg = RefineConfig(tokenizer=str(tokenizer or TOKENIZER_DIR), dataset=dataset, out=str(out), iterations=iterations,
                        batch_size=batch_size, lr=lr, window_size=window_size, joint_weight=joint_weight,
                        balance_alpha=0.5 if balance_alpha is None else balance_alpha, eval_every=eval_every,
-                       checkpoint_every=eval_every, seed=seed, threads=threads, resume=resume, progress=progress,
+                       checkpoint_every=eval_every, seed=seed, device=device, threads=threads, resume=resume, progress=progress,
                        command=command_line("remomask train tokenizer-decoder"))
     click.echo(f"model selected on val: {refine_decoder(cfg)}")
 

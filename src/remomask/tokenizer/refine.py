@@ -52,7 +52,8 @@ class RefineConfig:
         joint_weight: weight of the pelvis-aligned joint error (metres). pos_weight: weight of the ``ric`` term.
         balance_alpha: action balancing of the windows (:mod:`remomask.data.balance`; 1 = uniform).
         seed: seeds the batches. eval_every, checkpoint_every, log_every: iterations. val_split: selection split.
-        threads: torch CPU threads (None = torch's default). resume: continue from ``<out>/checkpoint.pt``.
+        device: ``cpu`` / ``cuda``. threads: torch CPU threads (None = torch's default). resume: continue from
+            ``<out>/checkpoint.pt``.
         progress: tqdm bar. command: the command line, for the model card.
     """
 
@@ -71,6 +72,7 @@ class RefineConfig:
     checkpoint_every: int = 250
     log_every: int = 25
     val_split: str = "val"
+    device: str = "cpu"
     threads: int | None = None
     resume: bool = True
     progress: bool = True
@@ -167,7 +169,8 @@ def refine_decoder(cfg: RefineConfig) -> Path:
     check_alpha(cfg.balance_alpha)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    model = MotionTokenizer.from_pretrained(cfg.tokenizer)
+    device = torch.device(cfg.device)
+    model = MotionTokenizer.from_pretrained(cfg.tokenizer).to(device)
     _, source_card = read_config(cfg.tokenizer)
     model.eval()  # no codebook updates, no quantiser dropout: ids are the nearest codes, as in generation
     for p in model.parameters():
@@ -180,7 +183,7 @@ def refine_decoder(cfg: RefineConfig) -> Path:
     root = resolve_dataset(cfg.dataset, progress=cfg.progress)
     train_layout = MotionLayout(root, "train", min_length=0, max_length=None, require_captions=False,
                                 subclips=False, progress=False)
-    data = training_windows(train_layout, model.mean.numpy(), model.std.numpy(), cfg.window_size, "hold")
+    data = training_windows(train_layout, model.mean.cpu().numpy(), model.std.cpu().numpy(), cfg.window_size, "hold")
     probs = window_probabilities(data, cfg.balance_alpha)
     probs = None if probs is None else torch.from_numpy(probs)
     val_records = list(MotionLayout(root, cfg.val_split, min_length=0, max_length=None, require_captions=False,
@@ -194,7 +197,7 @@ def refine_decoder(cfg: RefineConfig) -> Path:
     source = str(Path(cfg.tokenizer).resolve())
     step, best, best_step = 0, math.inf, -1
     if cfg.resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         if ckpt.get("source") != source or ckpt.get("model_config") != model.config.to_dict():
             raise ValueError(f"{ckpt_path} refines another tokenizer; use a new --out or --no-resume")
         step, best, best_step = _training.restore_checkpoint(ckpt, model, opt)
@@ -248,7 +251,7 @@ def refine_decoder(cfg: RefineConfig) -> Path:
             idx = torch.randint(len(data), (cfg.batch_size,), generator=g).tolist()
         else:
             idx = torch.multinomial(probs, cfg.batch_size, replacement=True, generator=g).tolist()
-        x = torch.stack([data[i]["motion"] for i in idx])
+        x = torch.stack([data[i]["motion"] for i in idx]).to(device)
         ids = model.encode(x)
         rec = model.decode(ids)[:, : x.shape[1]]
         loss, parts = refine_loss(model, rec, x, ric, cfg.pos_weight, cfg.joint_weight)
