@@ -92,6 +92,10 @@ def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, 
               help="Frames per training window.")
 @click.option("--joint-weight", type=finite(0.0), default=15.0, show_default=True,
               help="Weight of the pelvis-aligned joint error (metres).")
+@click.option("--depth-dropout", type=finite(0.0), default=0.0, show_default=True,
+              help="Probability of decoding a window from its first q < Q layers only (robustness for generation).")
+@click.option("--id-noise", type=finite(0.0), default=0.0, show_default=True,
+              help="Probability of replacing each id after the first layer by a random code.")
 @click.option("--eval-every", type=POSITIVE, default=250, show_default=True)
 @click.option("--seed", type=SEED, default=3407, show_default=True)
 @_balance_option
@@ -100,7 +104,8 @@ def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, 
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from <out>/checkpoint.pt when it exists.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train_tokenizer_decoder(tokenizer, out, dataset, iterations, batch_size, lr, window_size, joint_weight, eval_every,
+def train_tokenizer_decoder(tokenizer, out, dataset, iterations, batch_size, lr, window_size, joint_weight, depth_dropout,
+                            id_noise, eval_every,
                             seed, balance_alpha, device, threads, resume, progress) -> None:
     """Refine a trained tokenizer's decoder; the token ids stay the same (docs/design.md §3.5).
 
@@ -113,7 +118,7 @@ def train_tokenizer_decoder(tokenizer, out, dataset, iterations, batch_size, lr,
     check_device(device)
     cfg = RefineConfig(tokenizer=str(tokenizer or TOKENIZER_DIR), dataset=dataset, out=str(out), iterations=iterations,
                        batch_size=batch_size, lr=lr, window_size=window_size, joint_weight=joint_weight,
-                       balance_alpha=0.5 if balance_alpha is None else balance_alpha, eval_every=eval_every,
+                       depth_dropout=depth_dropout, id_noise=id_noise, balance_alpha=0.5 if balance_alpha is None else balance_alpha, eval_every=eval_every,
                        checkpoint_every=eval_every, seed=seed, device=device, threads=threads, resume=resume, progress=progress,
                        command=command_line("remomask train tokenizer-decoder"))
     click.echo(f"model selected on val: {refine_decoder(cfg)}")

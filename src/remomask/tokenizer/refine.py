@@ -51,6 +51,11 @@ class RefineConfig:
             than it are held at their first and last pose, as in the tokenizer's training).
         joint_weight: weight of the pelvis-aligned joint error (metres). pos_weight: weight of the ``ric`` term.
         balance_alpha: action balancing of the windows (:mod:`remomask.data.balance`; 1 = uniform).
+        depth_dropout: probability that a training window is decoded from only its first q quantiser layers
+            (q uniform in 1..Q-1), as the quantiser dropout of §3.4 does; keeps the decoder usable on the coarse
+            layers that carry a generated motion (docs/design.md §3.5).
+        id_noise: probability that each id of the layers after the first is replaced by a uniformly drawn code
+            (the residual transformer's ids are samples, not the encoder's exact residuals).
         seed: seeds the batches. eval_every, checkpoint_every, log_every: iterations. val_split: selection split.
         device: ``cpu`` / ``cuda``. threads: torch CPU threads (None = torch's default). resume: continue from
             ``<out>/checkpoint.pt``.
@@ -67,6 +72,8 @@ class RefineConfig:
     joint_weight: float = 15.0
     pos_weight: float = 0.5
     balance_alpha: float = 0.5
+    depth_dropout: float = 0.0
+    id_noise: float = 0.0
     seed: int = 3407
     eval_every: int = 250
     checkpoint_every: int = 250
@@ -135,6 +142,30 @@ def refine_loss(model, rec: torch.Tensor, target: torch.Tensor, ric: slice, pos_
     return loss, {"recon": recon.item(), "pos": pos.item(), "joint_mm": joint.item() * 1000.0}
 
 
+def _perturb(ids: torch.Tensor, cfg: RefineConfig, g: torch.Generator, model) -> torch.Tensor:
+    """Training-time corruption of (B, T', columns, Q) ids: ``depth_dropout`` and ``id_noise`` (RefineConfig)."""
+    if cfg.depth_dropout <= 0 and cfg.id_noise <= 0:
+        return ids
+    ids = ids.clone()
+    b, _, cols, q = ids.shape
+    real = ids >= 0
+    if cfg.id_noise > 0 and q > 1:
+        sizes = torch.full((cols,), model.config.num_codes, dtype=torch.long)
+        if model.dual:
+            sizes[-1] = model.config.num_codes_1d
+        draw = (torch.rand(ids.shape, generator=g) * sizes[None, None, :, None]).long().to(ids.device)
+        hit = (torch.rand(ids.shape, generator=g) < cfg.id_noise).to(ids.device)
+        hit[..., 0] = False
+        ids = torch.where(hit & real, draw, ids)
+    if cfg.depth_dropout > 0 and q > 1:
+        drop = torch.rand(b, generator=g) < cfg.depth_dropout
+        keep = torch.randint(1, q, (b,), generator=g)
+        layer = torch.arange(q)[None, :]
+        cut = (drop[:, None] & (layer >= keep[:, None])).to(ids.device)        # (B, Q)
+        ids = ids.masked_fill(cut[:, None, None, :], -1)
+    return ids
+
+
 def _cosine_lr(cfg: RefineConfig, step: int) -> float:
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / cfg.iterations))
 
@@ -166,6 +197,8 @@ def refine_decoder(cfg: RefineConfig) -> Path:
                          f"({cfg.window_size}) >= 4 and lr ({cfg.lr}) > 0")
     if cfg.joint_weight < 0 or cfg.pos_weight < 0:
         raise ValueError("joint_weight and pos_weight must be >= 0")
+    if not (0 <= cfg.depth_dropout <= 1 and 0 <= cfg.id_noise <= 1):
+        raise ValueError(f"depth_dropout ({cfg.depth_dropout}) and id_noise ({cfg.id_noise}) must be in [0, 1]")
     check_alpha(cfg.balance_alpha)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -252,7 +285,7 @@ def refine_decoder(cfg: RefineConfig) -> Path:
         else:
             idx = torch.multinomial(probs, cfg.batch_size, replacement=True, generator=g).tolist()
         x = torch.stack([data[i]["motion"] for i in idx]).to(device)
-        ids = model.encode(x)
+        ids = _perturb(model.encode(x), cfg, g, model)
         rec = model.decode(ids)[:, : x.shape[1]]
         loss, parts = refine_loss(model, rec, x, ric, cfg.pos_weight, cfg.joint_weight)
         opt.zero_grad(set_to_none=True)
