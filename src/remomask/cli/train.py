@@ -30,6 +30,17 @@ def _balance_option(fn):
                              "samples, 0 = every action equally often) [1].")(fn)
 
 
+def _run_options(fn):
+    """--seed, --balance-alpha, --device, --threads, --resume/--no-resume and --progress/--no-progress."""
+    for option in reversed([
+            click.option("--seed", type=SEED, default=3407, show_default=True), _balance_option, device_option(),
+            threads_option(), click.option("--resume/--no-resume", default=True, show_default=True,
+                                           help="Continue from <out>/checkpoint.pt when it exists."),
+            click.option("--progress/--no-progress", default=True, show_default=True)]):
+        fn = option(fn)
+    return fn
+
+
 def _milestones(text: str | None) -> tuple[int, ...] | None:
     from ..errors import UsageError
 
@@ -57,13 +68,7 @@ def _milestones(text: str | None) -> tuple[int, ...] | None:
 @click.option("--eval-every", type=POSITIVE, default=None, help="Validate every N iterations [preset].")
 @click.option("--val-max-clips", type=POSITIVE, default=None, help="Validate on at most N val clips.")
 @click.option("--width", type=POSITIVE, default=None, help="Override the preset's conv width.")
-@click.option("--seed", type=SEED, default=3407, show_default=True)
-@_balance_option
-@device_option()
-@threads_option()
-@click.option("--resume/--no-resume", default=True, show_default=True,
-              help="Continue from <out>/checkpoint.pt when it exists.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@_run_options
 def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, warmup, milestones, eval_every,
                     val_max_clips, width, seed, balance_alpha, device, threads, resume, progress) -> None:
     """Train the 2D residual VQ-VAE motion tokenizer (docs/design.md §3)."""
@@ -97,13 +102,7 @@ def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, 
 @click.option("--id-noise", type=finite(0.0), default=0.0, show_default=True,
               help="Probability of replacing each id after the first layer by a random code.")
 @click.option("--eval-every", type=POSITIVE, default=250, show_default=True)
-@click.option("--seed", type=SEED, default=3407, show_default=True)
-@_balance_option
-@device_option()
-@threads_option()
-@click.option("--resume/--no-resume", default=True, show_default=True,
-              help="Continue from <out>/checkpoint.pt when it exists.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@_run_options
 def train_tokenizer_decoder(tokenizer, out, dataset, iterations, batch_size, lr, window_size, joint_weight, depth_dropout,
                             id_noise, eval_every,
                             seed, balance_alpha, device, threads, resume, progress) -> None:
