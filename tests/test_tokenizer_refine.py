@@ -1,7 +1,7 @@
 """Decoder refinement of a trained tokenizer (docs/design.md §3.5): the ids stay, the reconstruction improves.
 
-Real data throughout: the HumanML3D fixture clips, the embedded dataset and the bundled tokenizer (whose
-decoder was refined; docs/results.md "Decoder refinement").
+Real data throughout: the HumanML3D fixture clips, the embedded dataset and the bundled tokenizer (the
+session-7 one: the refined decoders were measured and not shipped, docs/results.md "Decoder refinement").
 """
 
 from __future__ import annotations
