@@ -63,6 +63,11 @@ FAST_CASES = [
     ("refine missing tokenizer", ["train", "tokenizer-decoder", "--tokenizer", "/nonexistent/tok"],
      ["/nonexistent/tok", "does not exist"]),
     ("refine lr 0", ["train", "tokenizer-decoder", "--lr", "0"], ["--lr"]),
+    ("refine generated without pipeline", ["train", "tokenizer-decoder", "--generated-rate", "0.5"],
+     ["--generated-rate needs --generated-from"]),
+    ("refine generated rate 2", ["train", "tokenizer-decoder", "--generated-rate", "2", "--generated-from", "x"],
+     ["--generated-rate", "not in [0, 1]"]),
+    ("eval pool of 1", ["evaluate", "t2m", "--batch-size", "1"], ["--batch-size must be >= 2, got 1"]),
 ]
 
 
@@ -284,3 +289,14 @@ def test_stage_packages_hold_no_click():
         if path.relative_to(src).parts[0] in ("cli", "studio"):
             continue
         assert not imports.search(path.read_text()), path
+
+
+def test_a_split_smaller_than_the_pool_says_how_to_score_it():
+    """test_human has 20 protocol samples: with the protocol's pool of 32 the error names the way out
+    (--batch-size); with a pool of 20 the Real baseline is scored on all 20 of them."""
+    _one_error_line(_run(["evaluate", "t2m", "--split", "test_human", "--repeats", "1", "--no-progress"]),
+                    "test_human", "fewer than one batch of 32", "--batch-size")
+    result = _run(["evaluate", "t2m", "--split", "test_human", "--repeats", "1", "--batch-size", "20",
+                   "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "20 samples per repeat" in result.output and "Real (disjoint clips)" in result.output

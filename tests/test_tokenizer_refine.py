@@ -190,3 +190,50 @@ def test_bundled_tokenizer_mpjpe_and_database(bundled):
         motion = torch.from_numpy(np.asarray(train[key].motion[: rows * 4], dtype=np.float32))[None]
         ids = bundled.encode(bundled.normalize(motion))[0, :, :, 0].numpy()
         assert np.array_equal(ids, grid[:rows])
+
+
+def test_generated_fine_layers_come_from_the_residual_transformer(tmp_path, tiny_dataset, bundled, bundled_pipe):
+    """``generated_rate``: the pool's windows keep the encoder's base layer and take layers 1..Q-1 from the
+    bundled residual transformer (given the clips' real captions), two different samples per window; a run
+    trains on them, keeps the ids, records the option in the card and reuses the pool when it resumes."""
+    import shutil
+
+    from remomask.data.layout import MotionLayout
+    from remomask.pipeline.refine import residual_sampler
+    from remomask.tokenizer.pretrained import read_config
+    from remomask.tokenizer.refine import generated_pool
+    from remomask.tokenizer.train import training_windows
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_dataset, root)
+    (root / "texts").mkdir()
+    captions = (FIX / "texts__000000.txt").read_text()
+    for key in ("t0", "t1", "t2", "v0", "v1"):
+        (root / "texts" / f"{key}.txt").write_text(captions)
+    sampler = residual_sampler(bundled_pipe)
+    cfg = RefineConfig(tokenizer=str(TOKENIZER_DIR), dataset=str(root), out=str(tmp_path / "run"), iterations=2,
+                       batch_size=4, window_size=32, generated_rate=0.5, generated_pool=6, generated_samples=2,
+                       generated_from="bundled", eval_every=2, checkpoint_every=2, balance_alpha=1.0,
+                       progress=False, command="test")
+    layout = MotionLayout(root, "train", min_length=0, max_length=None, require_captions=False, subclips=False,
+                          progress=False)
+    data = training_windows(layout, bundled.mean.numpy(), bundled.std.numpy(), 32, "hold")
+    pool = generated_pool(data, None, cfg, bundled, sampler, progress=False)
+    exact = bundled.encode(pool["motion"].float())
+    ids = pool["ids"].long()
+    assert ids.shape == (2, 6, *exact.shape[1:])
+    assert torch.equal(ids[0, ..., 0], exact[..., 0]) and torch.equal(ids[1, ..., 0], exact[..., 0])
+    assert (ids[0, ..., 1:] != exact[..., 1:]).float().mean() > 0.5      # samples, not the encoder's residuals
+    assert (ids[0, ..., 1:] != ids[1, ..., 1:]).float().mean() > 0.3      # two different samples
+    assert set(pool["texts"]) <= {line.split("#")[0] for line in captions.splitlines()}
+
+    with pytest.raises(ValueError, match="sampler"):
+        refine_decoder(cfg)
+    folder = refine_decoder(cfg, sampler)
+    x = bundled.normalize(torch.from_numpy(np.load(FIX / "new_joint_vecs__000612.npy")[:64].astype(np.float32))[None])
+    assert torch.equal(MotionTokenizer.from_pretrained(folder).encode(x), bundled.encode(x))
+    _, card = read_config(folder)
+    assert card["refinement"]["generated_rate"] == 0.5 and card["refinement"]["generated_from"] == "bundled"
+    stamp = (tmp_path / "run" / "generated_pool.pt").stat().st_mtime_ns
+    refine_decoder(RefineConfig(**{**cfg.__dict__, "iterations": 3}), sampler)
+    assert (tmp_path / "run" / "generated_pool.pt").stat().st_mtime_ns == stamp

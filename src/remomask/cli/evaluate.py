@@ -253,6 +253,10 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
 @click.option("--max-batches", type=POSITIVE, default=None,
               help="Score only N random batches of 32 per repeat [default: the whole split]; compare only rows "
                    "scored with the same N (FID grows as the sample shrinks).")
+@click.option("--batch-size", type=int_range(2), default=32, show_default=True,
+              help="R-precision pool: each prompt's motion is ranked among this many (the protocol's 32). A split "
+                   "smaller than one pool, such as test_human, needs a smaller one; compare only rows scored "
+                   "with the same size (Top-k is easier in a smaller pool).")
 @click.option("--mm-batches", type=NON_NEGATIVE, default=3, show_default=True,
               help="MModality: batches of prompts generated --mm-repeats times (generators only).")
 @click.option("--mm-repeats", type=int_range(2), default=30, show_default=True,
@@ -300,7 +304,7 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
 @threads_option()
 @click.option("--no-progress", is_flag=True, help="No tqdm bars.")
 def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repeats, seed, dataset, evaluator_dir,
-                 official_ckpt, glove_dir, official_mean, official_std, max_batches, mm_batches, mm_repeats, steps,
+                 official_ckpt, glove_dir, official_mean, official_std, max_batches, batch_size, mm_batches, mm_repeats, steps,
                  cond_scale, residual_cond_scale, text_scale, retrieval_scale, precision, without_retrieval, wrong_neighbour, diverse_neighbours, request_size, json_out, restart, per_action, rare_threshold,
                  short_clips, threads, no_progress) -> None:
     """Score a generator and/or baselines with the text-to-motion protocol (docs/design.md §10.2).
@@ -371,7 +375,7 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
     for i, (src, identity) in enumerate(zip(sources, identities)):
         state = progress_dir / f"row{i}.json" if progress_dir is not None else None
         result = run(src, split, repeats, seed, evaluator=evaluator, layout=layout, progress=not no_progress,
-                     max_batches=max_batches, mm_batches=mm_batches, mm_repeats=mm_repeats,
+                     max_batches=max_batches, batch_size=batch_size, mm_batches=mm_batches, mm_repeats=mm_repeats,
                      progress_file=state, identity=identity, per_action=spec if spec is not None else False,
                      short_clips=short_clips)
         if result.info.get("resumed_repeats"):

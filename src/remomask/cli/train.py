@@ -101,10 +101,16 @@ def train_tokenizer(dataset, out, preset, branches, iterations, batch_size, lr, 
               help="Probability of decoding a window from its first q < Q layers only (robustness for generation).")
 @click.option("--id-noise", type=finite(0.0), default=0.0, show_default=True,
               help="Probability of replacing each id after the first layer by a random code.")
+@click.option("--generated-from", type=click.Path(path_type=Path), default=None,
+              help="Pipeline folder whose residual transformer samples the fine layers of --generated-rate.")
+@click.option("--generated-rate", type=finite(0.0), default=0.0, show_default=True,
+              help="Share of every batch decoded from generated fine layers (needs --generated-from).")
+@click.option("--generated-pool", type=POSITIVE, default=3000, show_default=True,
+              help="Windows with generated fine layers, drawn once (2 samples each).")
 @click.option("--eval-every", type=POSITIVE, default=250, show_default=True)
 @_run_options
 def train_tokenizer_decoder(tokenizer, out, dataset, iterations, batch_size, lr, window_size, joint_weight, depth_dropout,
-                            id_noise, eval_every,
+                            id_noise, generated_from, generated_rate, generated_pool, eval_every,
                             seed, balance_alpha, device, threads, resume, progress) -> None:
     """Refine a trained tokenizer's decoder; the token ids stay the same (docs/design.md §3.5).
 
@@ -115,12 +121,35 @@ def train_tokenizer_decoder(tokenizer, out, dataset, iterations, batch_size, lr,
     from ..tokenizer.refine import RefineConfig, refine_decoder
 
     check_device(device)
+    if generated_rate > 1:
+        raise click.BadParameter(f"{generated_rate} is not in [0, 1]", param_hint="--generated-rate")
+    if generated_rate > 0 and generated_from is None:
+        raise click.UsageError("--generated-rate needs --generated-from PIPELINE (its residual transformer)")
+    sampler = None
+    if generated_rate > 0:
+        from ..pipeline import ReMoMaskPipeline
+        from ..pipeline.refine import residual_sampler
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        from ..generation.data import tokenizer_fingerprint
+        from ..tokenizer import MotionTokenizer
+
+        pipe = ReMoMaskPipeline.from_pretrained(generated_from).to(device)
+        if tokenizer_fingerprint(pipe.tokenizer) != tokenizer_fingerprint(
+                MotionTokenizer.from_pretrained(tokenizer or TOKENIZER_DIR)):
+            raise click.UsageError(f"{generated_from} generates the ids of another tokenizer than the one refined")
+        sampler = residual_sampler(pipe)
     cfg = RefineConfig(tokenizer=str(tokenizer or TOKENIZER_DIR), dataset=dataset, out=str(out), iterations=iterations,
                        batch_size=batch_size, lr=lr, window_size=window_size, joint_weight=joint_weight,
-                       depth_dropout=depth_dropout, id_noise=id_noise, balance_alpha=0.5 if balance_alpha is None else balance_alpha, eval_every=eval_every,
-                       checkpoint_every=eval_every, seed=seed, device=device, threads=threads, resume=resume, progress=progress,
-                       command=command_line("remomask train tokenizer-decoder"))
-    click.echo(f"model selected on val: {refine_decoder(cfg)}")
+                       depth_dropout=depth_dropout, id_noise=id_noise, generated_rate=generated_rate,
+                       generated_pool=generated_pool, generated_from=str(generated_from or ""),
+                       balance_alpha=0.5 if balance_alpha is None else balance_alpha, eval_every=eval_every,
+                       checkpoint_every=eval_every, seed=seed, device=device, threads=threads, resume=resume,
+                       progress=progress, command=command_line("remomask train tokenizer-decoder"))
+    click.echo(f"model selected on val: {refine_decoder(cfg, sampler)}")
 
 
 # -- retriever -------------------------------------------------------------------------------------------------

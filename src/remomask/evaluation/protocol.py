@@ -451,7 +451,8 @@ def _run(produce: Callable, layout, *, evaluator, repeats: int, seed: int, batch
 
     ds = _loader_dataset(layout, short_clips)
     if len(ds) < batch_size:
-        raise ProtocolError(f"split {layout.split!r} has {len(ds)} samples, fewer than one batch of {batch_size}")
+        raise ProtocolError(f"split {layout.split!r} has {len(ds)} samples, fewer than one batch of {batch_size}; "
+                            f"score it with a smaller R-precision pool (batch_size, `--batch-size {len(ds)}`)")
     classify = callable(getattr(evaluator, "predict_labels", None)) and bool(getattr(evaluator, "label_names", []))
     label_names = list(evaluator.label_names) if classify else []
     state_path = Path(state_path) if state_path is not None else None

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from .. import _training
 
 __all__ = ["RefineConfig", "DECODER_MODULES", "decoder_parameters", "frozen_state", "refine_loss",
-           "refine_decoder"]
+           "generated_pool", "refine_decoder"]
 
 DECODER_MODULES = ("merge", "decoder", "decoder_1d", "fuse")
 """The submodules that refinement trains (those a model has); everything else is frozen."""
@@ -56,10 +56,16 @@ class RefineConfig:
             layers that carry a generated motion (docs/design.md §3.5).
         id_noise: probability that each id of the layers after the first is replaced by a uniformly drawn code
             (the residual transformer's ids are samples, not the encoder's exact residuals).
+        generated_rate: share of every batch whose layers after the first are the residual transformer's
+            samples instead of the encoder's residuals (docs/design.md §3.5, "Decoding generated layers"): the
+            decoder then learns to read the fine layers a generated motion really has. Needs ``fine_sampler``
+            in :func:`refine_decoder`. generated_pool: windows of the pool those batch entries come from (drawn
+            once, with the batches' action balancing). generated_samples: residual samples per pool window.
         seed: seeds the batches. eval_every, checkpoint_every, log_every: iterations. val_split: selection split.
         device: ``cpu`` / ``cuda``. threads: torch CPU threads (None = torch's default). resume: continue from
             ``<out>/checkpoint.pt``.
-        progress: tqdm bar. command: the command line, for the model card.
+        generated_from: where the residual samples come from (the pipeline folder; for the card and to check a
+            resumed pool). progress: tqdm bar. command: the command line, for the model card.
     """
 
     tokenizer: str
@@ -74,6 +80,10 @@ class RefineConfig:
     balance_alpha: float = 0.5
     depth_dropout: float = 0.0
     id_noise: float = 0.0
+    generated_rate: float = 0.0
+    generated_pool: int = 3000
+    generated_samples: int = 2
+    generated_from: str = ""
     seed: int = 3407
     eval_every: int = 250
     checkpoint_every: int = 250
@@ -166,18 +176,87 @@ def _perturb(ids: torch.Tensor, cfg: RefineConfig, g: torch.Generator, model) ->
     return ids
 
 
+def generated_pool(data, probs, cfg: RefineConfig, tokenizer, fine_sampler, *, progress: bool = True) -> dict:
+    """The pool of training windows with generated fine layers (``RefineConfig.generated_rate``).
+
+    Draws ``cfg.generated_pool`` windows of ``data`` (with the batches' balancing ``probs``, seeded by
+    ``cfg.seed``) from clips that have a caption, encodes them with the frozen ``tokenizer`` and asks
+    ``fine_sampler`` for ``cfg.generated_samples`` samples of their layers 1..Q-1 given the exact base layer
+    and one of the clip's captions.
+
+    Args:
+        data: the refinement's :class:`~remomask.data.datasets.MotionWindowDataset`. probs: (len(data),)
+            draw probabilities or None (uniform).
+        tokenizer: the model being refined (eval mode; its encoder is frozen).
+        fine_sampler: ``f(base_ids, texts, generator) -> ids``: (B, n, J') long base ids and B captions in,
+            (B, n, J', Q) long ids out (e.g. :func:`remomask.pipeline.refine.residual_sampler`).
+        progress: tqdm bar.
+
+    Returns:
+        ``{"motion": (P, T, D) float16 normalised windows, "ids": (S, P, n, J', Q) int16, "keys": P clip keys,
+        "texts": P captions}``.
+
+    Raises:
+        ValueError: no training clip has a caption, or the sampler changed the base layer or the shape.
+    """
+    from tqdm.auto import tqdm
+
+    g = torch.Generator().manual_seed(cfg.seed * 7_368_787 + 11)
+    per_window = data.window_records()
+    captioned = torch.tensor([bool(data.records[r].captions) for r in per_window], dtype=torch.bool)
+    if not bool(captioned.any()):
+        raise ValueError("no training clip has a caption: generated layers need the text")
+    weights = (torch.ones(len(data), dtype=torch.float64) if probs is None else probs.double().clone())
+    weights[~captioned] = 0.0
+    picks = torch.multinomial(weights, cfg.generated_pool, replacement=True, generator=g).tolist()
+    state = torch.get_rng_state()
+    torch.manual_seed(cfg.seed + 17)  # the random hold of short clips in MotionWindowDataset.__getitem__
+    items = [data[i] for i in picks]
+    torch.set_rng_state(state)
+    texts = []
+    for i in picks:
+        caps = data.records[int(per_window[i])].captions
+        texts.append(caps[int(torch.randint(len(caps), (1,), generator=g))].text)
+    motion = torch.stack([it["motion"] for it in items])
+    batch = 32
+    samples = []
+    bar = tqdm(total=cfg.generated_samples * len(picks), desc="generated layers", disable=not progress,
+               dynamic_ncols=True)
+    with torch.no_grad():
+        for s in range(cfg.generated_samples):
+            chunks = []
+            for b in range(0, len(picks), batch):
+                x = motion[b: b + batch].to(next(tokenizer.parameters()).device)
+                exact = tokenizer.encode(x)
+                gen = torch.Generator().manual_seed(cfg.seed * 1009 + s * 100_003 + b)
+                ids = fine_sampler(exact[..., 0], texts[b: b + batch], gen)
+                if ids.shape != exact.shape or not torch.equal(ids[..., 0].cpu(), exact[..., 0].cpu()):
+                    raise ValueError("the fine-layer sampler must keep the base layer and the id grid's shape")
+                chunks.append(ids.cpu().to(torch.int16))
+                bar.update(len(x))
+            samples.append(torch.cat(chunks))
+    bar.close()
+    return {"motion": motion.half(), "ids": torch.stack(samples), "keys": [it["key"] for it in items],
+            "texts": texts}
+
+
 def _cosine_lr(cfg: RefineConfig, step: int) -> float:
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / cfg.iterations))
 
 
-def refine_decoder(cfg: RefineConfig) -> Path:
+def refine_decoder(cfg: RefineConfig, fine_sampler=None) -> Path:
     """Refine (or resume refining) the decoder of ``cfg.tokenizer``; returns the model folder ``<out>/model``.
 
     The returned folder is a complete tokenizer folder (config, weights, statistics, card) whose
     :meth:`~remomask.tokenizer.model.MotionTokenizer.encode` gives the same ids as the input's.
 
+    Args:
+        cfg: the options. fine_sampler: for ``cfg.generated_rate > 0``, the residual sampler of
+            :func:`generated_pool` (the pool is kept in ``<out>/generated_pool.pt`` for a resumed run).
+
     Raises:
-        ValueError: bad options, or a checkpoint of another tokenizer in ``out``. FileNotFoundError,
+        ValueError: bad options (a ``generated_rate`` without a sampler), or a checkpoint of another tokenizer
+            in ``out``. FileNotFoundError,
             CheckpointError: the tokenizer folder is missing or corrupt. DatasetError: dataset problems.
         RuntimeError: a frozen tensor changed (a bug; nothing is written then).
     """
@@ -199,6 +278,12 @@ def refine_decoder(cfg: RefineConfig) -> Path:
         raise ValueError("joint_weight and pos_weight must be >= 0")
     if not (0 <= cfg.depth_dropout <= 1 and 0 <= cfg.id_noise <= 1):
         raise ValueError(f"depth_dropout ({cfg.depth_dropout}) and id_noise ({cfg.id_noise}) must be in [0, 1]")
+    if not 0 <= cfg.generated_rate <= 1 or cfg.generated_pool < 1 or cfg.generated_samples < 1:
+        raise ValueError(f"generated_rate ({cfg.generated_rate}) must be in [0, 1], generated_pool "
+                         f"({cfg.generated_pool}) and generated_samples ({cfg.generated_samples}) >= 1")
+    if cfg.generated_rate > 0 and fine_sampler is None:
+        raise ValueError("generated_rate > 0 needs a fine-layer sampler (remomask train tokenizer-decoder "
+                         "--generated-from PIPELINE)")
     check_alpha(cfg.balance_alpha)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -235,6 +320,19 @@ def refine_decoder(cfg: RefineConfig) -> Path:
             raise ValueError(f"{ckpt_path} refines another tokenizer; use a new --out or --no-resume")
         step, best, best_step = _training.restore_checkpoint(ckpt, model, opt)
     writer = _training.open_run_folder(out, cfg)
+    pool, n_gen = None, int(round(cfg.batch_size * cfg.generated_rate))
+    if n_gen:
+        pool_path = out / "generated_pool.pt"
+        want = {"generated_from": cfg.generated_from, "pool": cfg.generated_pool, "samples": cfg.generated_samples,
+                "seed": cfg.seed, "source": source, "window_size": cfg.window_size}
+        if pool_path.is_file():
+            pool = torch.load(pool_path, weights_only=False)
+            if pool.get("made_with") != want:
+                pool = None
+        if pool is None:
+            pool = generated_pool(data, probs, cfg, model, fine_sampler, progress=cfg.progress)
+            pool["made_with"] = want
+            _training.atomic_torch_save(pool, pool_path)
 
     def save_checkpoint() -> None:
         _training.atomic_torch_save({
@@ -252,7 +350,9 @@ def refine_decoder(cfg: RefineConfig) -> Path:
                      "refinement": {"command": cfg.command, "iterations": cfg.iterations, "selected_step": step,
                                     "window_size": cfg.window_size, "joint_weight": cfg.joint_weight,
                                     "lr": cfg.lr, "batch_size": cfg.batch_size,
-                                    "balance_alpha": cfg.balance_alpha}})
+                                    "balance_alpha": cfg.balance_alpha, "depth_dropout": cfg.depth_dropout,
+                                    "id_noise": cfg.id_noise, "generated_rate": cfg.generated_rate,
+                                    "generated_from": cfg.generated_from}})
         return base
 
     def validate() -> None:
@@ -284,8 +384,17 @@ def refine_decoder(cfg: RefineConfig) -> Path:
             idx = torch.randint(len(data), (cfg.batch_size,), generator=g).tolist()
         else:
             idx = torch.multinomial(probs, cfg.batch_size, replacement=True, generator=g).tolist()
-        x = torch.stack([data[i]["motion"] for i in idx]).to(device)
-        ids = _perturb(model.encode(x), cfg, g, model)
+        xs, id_parts = [], []
+        if n_gen:  # the first n_gen entries: pool windows with the residual transformer's fine layers
+            which = torch.randint(len(pool["keys"]), (n_gen,), generator=g)
+            sample = torch.randint(pool["ids"].shape[0], (n_gen,), generator=g)
+            xs.append(pool["motion"][which].float().to(device))
+            id_parts.append(pool["ids"][sample, which].long().to(device))
+        if n_gen < cfg.batch_size:
+            exact_x = torch.stack([data[i]["motion"] for i in idx[n_gen:]]).to(device)
+            xs.append(exact_x)
+            id_parts.append(_perturb(model.encode(exact_x), cfg, g, model))
+        x, ids = torch.cat(xs), torch.cat(id_parts)
         rec = model.decode(ids)[:, : x.shape[1]]
         loss, parts = refine_loss(model, rec, x, ric, cfg.pos_weight, cfg.joint_weight)
         opt.zero_grad(set_to_none=True)
