@@ -126,15 +126,10 @@ def train_tokenizer_decoder(tokenizer, out, dataset, iterations, batch_size, lr,
     if generated_rate > 0 and generated_from is None:
         raise click.UsageError("--generated-rate needs --generated-from PIPELINE (its residual transformer)")
     sampler = None
-    if generated_rate > 0:
+    if generated_rate > 0:  # the pipeline layer builds the sampler; the tokenizer stage only calls it
+        from ..generation.data import tokenizer_fingerprint
         from ..pipeline import ReMoMaskPipeline
         from ..pipeline.refine import residual_sampler
-
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
-        from ..generation.data import tokenizer_fingerprint
         from ..tokenizer import MotionTokenizer
 
         pipe = ReMoMaskPipeline.from_pretrained(generated_from).to(device)

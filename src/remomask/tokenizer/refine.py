@@ -218,7 +218,7 @@ def generated_pool(data, probs, cfg: RefineConfig, tokenizer, fine_sampler, *, p
         caps = data.records[int(per_window[i])].captions
         texts.append(caps[int(torch.randint(len(caps), (1,), generator=g))].text)
     motion = torch.stack([it["motion"] for it in items])
-    batch = 32
+    batch, device = 32, next(tokenizer.parameters()).device
     samples = []
     bar = tqdm(total=cfg.generated_samples * len(picks), desc="generated layers", disable=not progress,
                dynamic_ncols=True)
@@ -226,7 +226,7 @@ def generated_pool(data, probs, cfg: RefineConfig, tokenizer, fine_sampler, *, p
         for s in range(cfg.generated_samples):
             chunks = []
             for b in range(0, len(picks), batch):
-                x = motion[b: b + batch].to(next(tokenizer.parameters()).device)
+                x = motion[b: b + batch].to(device)
                 exact = tokenizer.encode(x)
                 gen = torch.Generator().manual_seed(cfg.seed * 1009 + s * 100_003 + b)
                 ids = fine_sampler(exact[..., 0], texts[b: b + batch], gen)
