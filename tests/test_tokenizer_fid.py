@@ -103,8 +103,9 @@ def test_cli_reports_fid_in_json_and_table(small_root, tmp_path):
     out = tmp_path / "tok.json"
     runner = CliRunner()
     res = runner.invoke(evaluate_cmd, ["--dataset", str(small_root), "--split", "test", "--fid-repeats", "1",
-                                       "--threads", "1", "--json", str(out)])
+                                       "--threads", "1", "--no-progress", "--json", str(out)])
     assert res.exit_code == 0, res.output
+    assert "%|" not in res.output                                   # --no-progress: no tqdm bar
     doc = json.loads(out.read_text())
     assert doc["fid"]["mean"] > 0 and doc["reconstruction"]["repeats"] == 1
     assert doc["reconstruction"]["fid"] == doc["fid"] and doc["clips"] == N_IDS

@@ -78,8 +78,9 @@ def _fid_lines(rec: dict) -> list[str]:
               help="--per-action: an action is rare below this many train segments.")
 @device_option()
 @threads_option()
+@click.option("--no-progress", is_flag=True, help="No tqdm bars.")
 def evaluate_tokenizer(model_dir, dataset, split, json_out, batch_size, max_clips, fid, fid_repeats, evaluator_dir,
-                       per_action, rare_threshold, device, threads) -> None:
+                       per_action, rare_threshold, device, threads, no_progress) -> None:
     """Reconstruction metrics: MPJPE per quantiser depth, root error, contacts, codebook usage, FID."""
     from ..bundled import TOKENIZER_DIR
     from ..tokenizer.evaluate import FID_REPEATS, evaluate_tokenizer as run
@@ -90,7 +91,7 @@ def evaluate_tokenizer(model_dir, dataset, split, json_out, batch_size, max_clip
     check_device(device)
     set_threads(threads)
     metrics = run(model_dir or TOKENIZER_DIR, dataset=dataset, split=split, batch_size=batch_size, device=device,
-                  max_clips=max_clips, progress=not to_stdout, fid=fid,
+                  max_clips=max_clips, progress=not (to_stdout or no_progress), fid=fid,
                   fid_repeats=FID_REPEATS if fid_repeats is None else fid_repeats, evaluator=evaluator_dir,
                   per_action=per_action, rare_threshold=rare_threshold)
     if to_stdout:
