@@ -224,12 +224,12 @@ NON_NEGATIVE = _Int(0)
 
 
 class _Finite(click.ParamType):
-    """A finite float (rejects nan and inf); ``min`` bounds it below, ``positive`` requires > 0."""
+    """A finite float (rejects nan and inf); ``min`` / ``max`` bound it, ``positive`` requires > 0."""
 
     name = "float"
 
-    def __init__(self, min: float | None = None, positive: bool = False) -> None:
-        self.min, self.positive = min, positive
+    def __init__(self, min: float | None = None, positive: bool = False, max: float | None = None) -> None:
+        self.min, self.positive, self.max = min, positive, max
 
     def convert(self, value, param, ctx):  # noqa: D102
         import math
@@ -244,6 +244,8 @@ class _Finite(click.ParamType):
             self.fail(f"must be a positive number, got {number:g}", param, ctx)
         if self.min is not None and number < self.min:
             self.fail(f"must be >= {self.min:g}, got {number:g}", param, ctx)
+        if self.max is not None and number > self.max:
+            self.fail(f"must be <= {self.max:g}, got {number:g}", param, ctx)
         return number
 
 
@@ -251,9 +253,9 @@ FINITE = _Finite()
 """A finite float."""
 
 
-def finite(min: float | None = None, positive: bool = False) -> click.ParamType:
-    """A finite float option type, at least ``min`` (when given) and > 0 when ``positive``."""
-    return _Finite(min, positive)
+def finite(min: float | None = None, positive: bool = False, max: float | None = None) -> click.ParamType:
+    """A finite float option type, at least ``min`` and at most ``max`` (when given), > 0 when ``positive``."""
+    return _Finite(min, positive, max)
 
 
 class _Device(click.ParamType):

@@ -40,9 +40,12 @@ __all__ = ["assemble"]
               help="Default text-only guidance term of RAG-CFG's four-way form (docs/design.md §5.5) [0].")
 @click.option("--retrieval-scale", type=finite(0.0), default=None,
               help="Default retrieval-only guidance term (docs/design.md §5.5) [0].")
+@click.option("--retrieval-min-score", type=finite(0.0, max=1.0), default=None,
+              help="Default similarity gate: prompts whose best neighbour scores below this cosine are generated "
+                   "without retrieval (docs/design.md §4.10) [0 = off].")
 def assemble(out, tokenizer, retriever, database, mask_transformer, residual_transformer, length_estimator, captioner,
              db_dtype,
-             steps, cond_scale, residual_cond_scale, text_scale, retrieval_scale) -> None:
+             steps, cond_scale, residual_cond_scale, text_scale, retrieval_scale, retrieval_min_score) -> None:
     """Put trained components into one pipeline folder for `remomask generate --model`."""
     from ..bundled import PIPELINE_DIR
     from ..pipeline import ReMoMaskPipeline
@@ -56,7 +59,8 @@ def assemble(out, tokenizer, retriever, database, mask_transformer, residual_tra
         length_estimator=length_estimator or PIPELINE_DIR / "length_estimator")
     pipe.set_sampling_defaults(**{k: v for k, v in (("steps", steps), ("cond_scale", cond_scale),
                                                      ("residual_cond_scale", residual_cond_scale), ("text_scale", text_scale),
-                                                     ("retrieval_scale", retrieval_scale)) if v is not None})
+                                                     ("retrieval_scale", retrieval_scale),
+                                                     ("retrieval_min_score", retrieval_min_score)) if v is not None})
     if captioner is not None:
         from ..captioning.trained_captioner import MotionCaptioner, load_captioner_model
 

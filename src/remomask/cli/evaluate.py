@@ -273,6 +273,9 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
                    "(docs/design.md §5.5) [the model's pipeline.json, else 0].")
 @click.option("--retrieval-scale", type=finite(0.0), default=None,
               help="--model: retrieval-only guidance term s_r [the model's pipeline.json, else 0].")
+@click.option("--retrieval-min-score", type=finite(0.0, max=1.0), default=None,
+              help="--model: similarity gate, prompts whose best neighbour scores below this cosine are generated "
+                   "without retrieval (docs/design.md §4.10) [the model's pipeline.json, else 0 = off].")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
               help="--model: compute precision of the generators (bf16 = autocast) [fp32 on the CPU, bf16 on CUDA].")
 @click.option("--without-retrieval", is_flag=True,
@@ -306,7 +309,7 @@ def _model_source(model_dir: str, request_size: int | None = None, **sampling):
 @click.option("--no-progress", is_flag=True, help="No tqdm bars.")
 def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repeats, seed, dataset, evaluator_dir,
                  official_ckpt, glove_dir, official_mean, official_std, max_batches, batch_size, mm_batches, mm_repeats, steps,
-                 cond_scale, residual_cond_scale, text_scale, retrieval_scale, precision, without_retrieval, wrong_neighbour, diverse_neighbours, request_size, json_out, restart, per_action, rare_threshold,
+                 cond_scale, residual_cond_scale, text_scale, retrieval_scale, retrieval_min_score, precision, without_retrieval, wrong_neighbour, diverse_neighbours, request_size, json_out, restart, per_action, rare_threshold,
                  short_clips, threads, no_progress) -> None:
     """Score a generator and/or baselines with the text-to-motion protocol (docs/design.md §10.2).
 
@@ -318,14 +321,15 @@ def evaluate_t2m(model_dir, baselines, retriever_dir, database_dir, split, repea
     """
     sampling = {k: v for k, v in (("steps", steps), ("cond_scale", cond_scale),
                                   ("residual_cond_scale", residual_cond_scale), ("text_scale", text_scale),
-                                  ("retrieval_scale", retrieval_scale), ("precision", precision)) if v is not None}
+                                  ("retrieval_scale", retrieval_scale), ("retrieval_min_score", retrieval_min_score),
+                                  ("precision", precision)) if v is not None}
     if (sampling or request_size is not None or without_retrieval or wrong_neighbour or diverse_neighbours) \
             and not model_dir:
-        raise fail("--steps / --cond-scale / --residual-cond-scale / --text-scale / --retrieval-scale / --precision / "
-                   "--request-size / --without-retrieval / --wrong-neighbour / --diverse-neighbours set the sampling "
+        raise fail("--steps / --cond-scale / --residual-cond-scale / --text-scale / --retrieval-scale / "
+                   "--retrieval-min-score / --precision / --request-size / --without-retrieval / --wrong-neighbour / --diverse-neighbours set the sampling "
                    "of --model; add --model DIR")
-    if without_retrieval and retrieval_scale:
-        raise fail("--retrieval-scale needs retrieval; drop it or --without-retrieval")
+    if without_retrieval and (retrieval_scale or retrieval_min_score is not None):
+        raise fail("--retrieval-scale and --retrieval-min-score need retrieval; drop them or --without-retrieval")
     if without_retrieval and (wrong_neighbour or diverse_neighbours):
         raise fail("--wrong-neighbour and --diverse-neighbours need retrieval; drop --without-retrieval")
     if (retriever_dir or database_dir) and "retrieval" not in baselines:

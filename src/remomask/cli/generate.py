@@ -49,6 +49,9 @@ MAX_MOTIONS = 1000
 @click.option("--steps", type=POSITIVE, default=None, help="Masked-decoding steps [default: the model's, 10].")
 @click.option("--cond-scale", type=finite(0.0), default=None,
               help="RAG-CFG guidance scale [default: the model's, chosen on val; 4 when it names none].")
+@click.option("--retrieval-min-score", type=finite(0.0, max=1.0), default=None,
+              help="Similarity gate: prompts whose best retrieved neighbour scores below this cosine are generated "
+                   "without retrieval (docs/design.md §4.10; 0 = always retrieve) [default: the model's].")
 @click.option("--no-retrieval", is_flag=True,
               help="Sample without the retrieved motions (text only; RAG-CFG's retrieval dropout trains this mode). "
                    "Safer for prompts far from the training captions (docs/results.md).")
@@ -66,8 +69,8 @@ MAX_MOTIONS = 1000
 @click.option("--timeline", default=None,
               help="One continuous motion of any length: \"walk forward:4 | turn left and wave:3 | stand still:2\" "
                    "(text:seconds[:seed] items), or a .json/.yaml/.txt file of segments.")
-def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, no_retrieval, model_dir, out, no_video, bvh,
-             video_format, device, prompts_file, timeline) -> None:
+def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, retrieval_min_score, no_retrieval, model_dir,
+             out, no_video, bvh, video_format, device, prompts_file, timeline) -> None:
     """Generate motion for TEXT (or for every line of --prompts FILE, or one --timeline of segments).
 
     TEXT may end in '#SECONDS' ("a person waves#3.5"), as lines of a prompts file do.
@@ -81,14 +84,17 @@ def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, no_ret
             raise fail("give --timeline alone, without TEXT or --prompts")
         if seconds is not None or frames is not None or num_samples != 1:
             raise fail("--timeline sets the durations itself; drop --seconds / --frames / --num-samples")
-        if no_retrieval:
-            raise fail("--no-retrieval is an option of TEXT / --prompts generation, not of --timeline")
+        if no_retrieval or retrieval_min_score is not None:
+            raise fail("--no-retrieval and --retrieval-min-score are options of TEXT / --prompts generation, not of "
+                       "--timeline (a timeline uses the model's default gate)")
         return _generate_timeline(timeline, seed, steps, cond_scale, model_dir, out, no_video, bvh, video_format,
                                   device)
     if text is not None and prompts_file is not None:
         raise fail("give TEXT or --prompts FILE, not both")
     if seconds is not None and frames is not None:
         raise fail("give --seconds or --frames, not both")
+    if no_retrieval and retrieval_min_score is not None:
+        raise fail("--retrieval-min-score gates retrieval; it has no effect with --no-retrieval, drop one")
     if prompts_file is not None:
         items = read_prompts_file(prompts_file)
     elif text is None or not text.replace("\ufeff", "").strip():
@@ -117,7 +123,7 @@ def generate(text, seconds, frames, seed, num_samples, steps, cond_scale, no_ret
             click.echo(f"generating {total} motions ...", err=True)
         pipe = ReMoMaskPipeline.from_pretrained(model_dir, device=device)
         result = pipe(texts, num_samples=num_samples, seed=seed, steps=steps, cond_scale=cond_scale,
-                      use_retrieval=not no_retrieval, **request)
+                      use_retrieval=not no_retrieval, retrieval_min_score=retrieval_min_score, **request)
 
         # -- write: samples first, result.json last -----------------------------------------------------------
         samples = write_samples(result, stage.path, num_samples, no_video, video_format, bvh=bvh)

@@ -400,7 +400,8 @@ class ConditionEncoder:
         return {t: self._text[t] if t in self._text else fresh[t] for t in texts}
 
     def __call__(self, texts: Sequence[str], exclude: Sequence[str | None] | None = None, *,
-                 keep_hits: bool = False, retrieve: bool = True, diverse: bool = False) -> Conditions:
+                 keep_hits: bool = False, retrieve: bool = True, diverse: bool = False,
+                 min_score: float = 0.0) -> Conditions:
         """Conditions of B captions.
 
         Args:
@@ -412,13 +413,17 @@ class ConditionEncoder:
             diverse: fill the text-to-text slots with neighbours of (action, style) labels the other
                 neighbours do not have (:func:`~remomask.retrieval.multimodal.search_multimodal`; needs k_t2t >= 1
                 and a database with those labels).
+            min_score: similarity gate (docs/design.md §4.10): a caption whose best retrieved entry scores below
+                this (the highest cosine of its slots, text-to-motion or text-to-text) gets no retrieval: every
+                slot invalid, which the masked transformer treats as dropped retrieval, and no hits. 0 = off.
 
         Returns:
             :class:`Conditions` on the CPU.
 
         Raises:
-            TextEncoderError: empty captions. ValueError: ``exclude`` of the wrong length, or ``diverse`` without
-                text-to-text slots. DatabaseError: ``diverse`` on a database without action and style labels.
+            TextEncoderError: empty captions. ValueError: ``exclude`` of the wrong length, ``diverse`` without
+                text-to-text slots, or a ``min_score`` that is not a finite number in [0, 1].
+                DatabaseError: ``diverse`` on a database without action and style labels.
         """
         texts = list(texts)
         if exclude is not None and len(exclude) != len(texts):
@@ -426,6 +431,8 @@ class ConditionEncoder:
                              f"got {len(exclude)}")
         if diverse and retrieve and self.retriever is not None and self.k_t2t < 1:
             raise ValueError("diverse neighbours need a model with text-to-text retrieval slots (retrieval_k_t2t >= 1)")
+        if not (isinstance(min_score, (int, float)) and 0.0 <= float(min_score) <= 1.0):
+            raise ValueError(f"min_score must be a number in [0, 1] (0 = always retrieve), got {min_score!r}")
         enc = self._encode_texts(texts)
         sentence = torch.stack([enc[t][0] for t in texts])
         if self.retriever is None or not retrieve:
@@ -455,7 +462,8 @@ class ConditionEncoder:
                 self._retr.update(fresh)
         rows = [self._retr[key] if key in self._retr else fresh[key] for key in keys]
         tokens = pad_token_grids([r[4] for r in rows]) if self.tokens else None
-        retrieval = Retrieved(torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows]),
-                              torch.stack([r[2] for r in rows]), tokens)
-        hits = [list(r[3]) for r in rows] if keep_hits else [[] for _ in texts]
+        keep = [not min_score or max((h["score"] for h in r[3]), default=float("-inf")) >= min_score for r in rows]
+        valid = torch.stack([r[2] if on else torch.zeros_like(r[2]) for r, on in zip(rows, keep)])
+        retrieval = Retrieved(torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows]), valid, tokens)
+        hits = [list(r[3]) if keep_hits and on else [] for r, on in zip(rows, keep)]
         return Conditions(sentence, retrieval, hits)

@@ -28,7 +28,7 @@ ${training}## Sampling defaults
 
 $steps decoding steps, cond_scale $cond_scale (base layer)$four_way, $residual_cond_scale (residual layers), \
 top-k 10 % of the codes, temperature 1, categorical sampling for the base layer, Gumbel for the residual \
-layers (docs/design.md §7, §9).
+layers (docs/design.md §7, §9).$gate
 
 ## Licence
 
@@ -38,7 +38,8 @@ ReActIdle, see docs/data.md): non-commercial use. The frozen text encoder all-Mi
 Apache-2.0.
 """)
 """The card's text with ``$components``, ``$training``, ``$steps``, ``$cond_scale``, ``$four_way`` (the text-only
-and retrieval-only guidance terms when set, docs/design.md §5.5) and ``$residual_cond_scale``."""
+and retrieval-only guidance terms when set, docs/design.md §5.5), ``$residual_cond_scale`` and ``$gate`` (the
+similarity gate when set, docs/design.md §4.10)."""
 
 _CARD_KEYS = ("preset", "iterations", "batch_size", "selected_step")
 """Entries of a component's card shown on its training line."""
@@ -94,12 +95,15 @@ def card_fields(pipe) -> dict[str, str]:
         pipe: a :class:`~remomask.pipeline.ReMoMaskPipeline`.
 
     Returns:
-        ``{"components", "training", "steps", "cond_scale", "four_way", "residual_cond_scale"}`` as text.
+        ``{"components", "training", "steps", "cond_scale", "four_way", "residual_cond_scale", "gate"}`` as text.
     """
     d = pipe.sampling_defaults
     return {"components": "\n".join(_components(pipe)), "training": _training(pipe), "steps": f"{d['steps']}",
             "cond_scale": f"{d['cond_scale']:g}", "residual_cond_scale": f"{d['residual_cond_scale']:g}",
-            "four_way": "".join(f", {k} {d[k]:g}" for k in ("text_scale", "retrieval_scale") if d.get(k))}
+            "four_way": "".join(f", {k} {d[k]:g}" for k in ("text_scale", "retrieval_scale") if d.get(k)),
+            "gate": (f" Prompts whose best retrieved neighbour scores below {d['retrieval_min_score']:g} are generated "
+                     "without retrieval (similarity gate, docs/design.md §4.10)."
+                     if d.get("retrieval_min_score") else "")}
 
 
 def model_card(pipe) -> str:

@@ -21,7 +21,7 @@ from .request import check_min_frames, check_prompts, frames_from_request
 __all__ = ["DEFAULT_SAMPLING", "ReMoMaskPipeline"]
 
 DEFAULT_SAMPLING = {"steps": 10, "cond_scale": 4.0, "residual_cond_scale": 5.0, "text_scale": 0.0,
-                    "retrieval_scale": 0.0}
+                    "retrieval_scale": 0.0, "retrieval_min_score": 0.0}
 """Sampling settings a model folder may override in ``pipeline.json`` ("sampling"; chosen on ``val``)."""
 
 
@@ -133,8 +133,8 @@ class ReMoMaskPipeline:
 
         Args:
             **values: any of ``steps`` (int >= 1), ``cond_scale``, ``residual_cond_scale``, ``text_scale``,
-                ``retrieval_scale`` (floats >= 0; the last two are the four-way RAG-CFG terms of
-                docs/design.md §5.5).
+                ``retrieval_scale`` (floats >= 0; the four-way RAG-CFG terms of docs/design.md §5.5),
+                ``retrieval_min_score`` (the similarity gate of docs/design.md §4.10, in [0, 1]; 0 = off).
 
         Returns:
             self.
@@ -149,6 +149,8 @@ class ReMoMaskPipeline:
                 raise ValueError(f"steps must be an integer >= 1, got {value!r}")
             if name != "steps" and not float(value) >= 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+            if name == "retrieval_min_score" and not float(value) <= 1:
+                raise ValueError(f"retrieval_min_score is a cosine similarity in [0, 1], got {value!r}")
             self.sampling_defaults[name] = int(value) if name == "steps" else float(value)
         return self
 
@@ -209,7 +211,7 @@ class ReMoMaskPipeline:
                  residual_temperature: float = 1.0, length_mode: str = "sample", use_retrieval: bool = True,
                  batch_size: int = 32, length_batching: bool = True, precision: str | None = None,
                  min_frames: int = MIN_FRAMES, retrieval_texts=None,
-                 diverse_neighbours: bool = False) -> GenerationOutput:
+                 diverse_neighbours: bool = False, retrieval_min_score: float | None = None) -> GenerationOutput:
         """Generate motions for prompts.
 
         Args:
@@ -245,6 +247,9 @@ class ReMoMaskPipeline:
                 style) labels differ from the other neighbours' (docs/design.md §4.9), so that an unseen
                 combination can draw on one neighbour of each; needs a model with text-to-text slots and a
                 database with action and style labels. Ignored without retrieval.
+            retrieval_min_score: similarity gate (docs/design.md §4.10): prompts whose best neighbour scores below
+                it are generated without retrieval (and list no neighbours); 0 = off; None = the model's
+                :attr:`sampling_defaults`.
 
         Returns:
             :class:`GenerationOutput`.
@@ -282,6 +287,9 @@ class ReMoMaskPipeline:
         text_scale = d.get("text_scale", 0.0) if text_scale is None else text_scale
         if retrieval_scale is None:
             retrieval_scale = d.get("retrieval_scale", 0.0) if use_retrieval and self.retriever is not None else 0.0
+        min_score = d.get("retrieval_min_score", 0.0) if retrieval_min_score is None else retrieval_min_score
+        if not (isinstance(min_score, (int, float)) and 0.0 <= float(min_score) <= 1.0):
+            raise ValueError(f"retrieval_min_score must be a number in [0, 1] (0 = off), got {min_score!r}")
         sampling = SamplingConfig(steps=steps, cond_scale=cond_scale, text_scale=text_scale,
                                   retrieval_scale=retrieval_scale, top_k=top_k, temperature=temperature,
                                   gumbel=gumbel, residual_cond_scale=residual_cond_scale,
@@ -303,7 +311,7 @@ class ReMoMaskPipeline:
         queries = None if retrieval_texts is None else [t for t in retrieval_texts for _ in range(num_samples)]
         sentence, retrieval, tokens, retrieved = self._conditions(all_texts, all_req, batch_size, generator,
                                                                   length_mode, use_r, queries,
-                                                                  bool(diverse_neighbours))
+                                                                  bool(diverse_neighbours), float(min_score))
         # 2. token generation and decoding in batches of similar length (generation/batching.py)
         n_max = int(tokens.max())
         d = self.tokenizer.config.feature_dim
@@ -342,7 +350,8 @@ class ReMoMaskPipeline:
         source = ["estimated" if r is None else "given" for r in all_req]
         settings = dict(sampling.to_dict(), seed=seed, num_samples=num_samples, length_mode=length_mode,
                         use_retrieval=use_r, device=str(self.device), precision=precision,
-                        retrieval_k=self.mask_transformer.config.retrieval_k if use_r else 0)
+                        retrieval_k=self.mask_transformer.config.retrieval_k if use_r else 0,
+                        retrieval_min_score=float(min_score) if use_r else 0.0)
         return GenerationOutput(all_texts, joints, feats, lengths, retrieved, source, ids, settings)
 
     # ---- editing and timelines (remomask.pipeline.editing, remomask.pipeline.timeline) -------------------------
@@ -423,10 +432,11 @@ class ReMoMaskPipeline:
         return contextlib.nullcontext()
 
     def _conditions(self, texts, requested, batch_size, generator, length_mode, use_r, queries=None,
-                    diverse=False):
+                    diverse=False, min_score=0.0):
         """Sentence embeddings (B, Dt) on the device, :class:`Retrieved` (B, k, E) on the CPU or None, token
         lengths (B,) long on the CPU (given, or drawn from the length estimator) and the hits per prompt.
-        ``queries``: None, or B sentences to retrieve with instead of ``texts``. ``diverse``: diverse neighbours."""
+        ``queries``: None, or B sentences to retrieve with instead of ``texts``. ``diverse``: diverse neighbours.
+        ``min_score``: the similarity gate (docs/design.md §4.10)."""
         import torch
 
         from ..generation import Retrieved
@@ -436,10 +446,10 @@ class ReMoMaskPipeline:
             for s in range(0, len(texts), batch_size):
                 own = queries is None
                 cond = self.conditions(texts[s: s + batch_size], keep_hits=use_r and own, retrieve=use_r and own,
-                                       diverse=diverse and own)
+                                       diverse=diverse and own, min_score=min_score)
                 if use_r and not own:  # a deliberately wrong neighbour: retrieve with another sentence
                     found = self.conditions(queries[s: s + batch_size], keep_hits=True, retrieve=True,
-                                            diverse=diverse)
+                                            diverse=diverse, min_score=min_score)
                 else:
                     found = cond
                 sentence = cond.sentence.to(self.device)

@@ -421,7 +421,8 @@ def edit_motion(pipe, source, text: str, frames=None, *, parts=None, extend: int
             edit[r - w0] = False
     # 2. inpaint, decode
     with torch.no_grad():
-        cond = pipe.conditions([text], keep_hits=use_r, retrieve=use_r)
+        cond = pipe.conditions([text], keep_hits=use_r, retrieve=use_r,
+                               min_score=d.get("retrieval_min_score", 0.0))
         new_ids = inpaint_tokens(pipe.mask_transformer, pipe.residual_transformer, win[None], edit[None],
                                  cond.sentence.to(dev), cond.retrieval if use_r else None,
                                  config=sampling, generator=generator)

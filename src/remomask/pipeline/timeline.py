@@ -263,7 +263,8 @@ def compose_timeline(pipe, segments, *, seed: int | None = None, steps: int | No
         seg_seed = seg.seed if seg.seed is not None else base_seed + i
         gen = torch.Generator(device=dev).manual_seed(seg_seed)
         with torch.no_grad():
-            cond = pipe.conditions([seg.text], keep_hits=use_r, retrieve=use_r)
+            cond = pipe.conditions([seg.text], keep_hits=use_r, retrieve=use_r,
+                                   min_score=d.get("retrieval_min_score", 0.0))
         sentence = cond.sentence.to(dev)
         retr = cond.retrieval if use_r else None
         ctx0 = min(context, done)
