@@ -140,8 +140,11 @@ function sampleCard(result, sample, t0) {
   card.appendChild(downloads);
 
   const h = document.createElement("h4");
+  const gate = result.settings ? result.settings.retrieval_min_score : 0;
   h.textContent = sample.retrieved.length ? "Retrieved from the database (view beside the sample)" :
-    "No retrieved entries (this model generates without retrieval)";
+    gate > 0 && result.settings.retrieval_k > 0 ?
+      `No close database entry (best score below the similarity gate ${gate}): generated from the text alone` :
+      "No retrieved entries (this model generates without retrieval)";
   card.appendChild(h);
   const list = document.createElement("ul");
   list.className = "retrieved";
