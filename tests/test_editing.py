@@ -134,8 +134,8 @@ def test_cli_errors_source_and_text(tmp_path):
 
 def test_cli_edit_writes_a_result(tmp_path):
     out = tmp_path / "e"
-    result = CliRunner().invoke(main, ["edit", SOURCE, "a person waves", "--frames", "40:80", "--parts",
-                                       "right_arm", "--out", str(out), "--no-video", "--seed", "2"])
+    result = CliRunner().invoke(main, ["edit", SOURCE, "a person waves with the right hand", "--frames", "40:80",
+                                       "--parts", "right_arm", "--out", str(out), "--no-video", "--seed", "2"])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "result.json").read_text())
     assert summary["frames"] == [40, 80] and summary["parts"] == ["right_arm"] and summary["seed"] == 2

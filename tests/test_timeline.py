@@ -43,7 +43,11 @@ def test_sixty_second_timeline(pipe):
     assert abs(len(res) - 1200) <= 3 and res.features.shape == (len(res), 263)
     assert np.isfinite(res.joints).all() and np.isfinite(res.features).all()
     assert [s["start"] for s in res.segments] == [0, 400, 800] and res.segments[-1]["end"] == len(res)
-    assert all(s["retrieved"] for s in res.segments)
+    # each segment retrieves unless the folder's similarity gate (docs/design.md §4.10) stops its prompt
+    gate = pipe.sampling_defaults["retrieval_min_score"]
+    passes = [bool(h) for h in pipe.conditions([s["text"] for s in res.segments], keep_hits=True,
+                                               min_score=gate).hits]
+    assert [bool(s["retrieved"]) for s in res.segments] == passes and any(passes)
 
 
 def test_root_is_continuous_across_segments(pipe):
