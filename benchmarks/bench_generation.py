@@ -105,14 +105,17 @@ time of a one-thread run does not count the time the process waited for a core."
 def time_call(pipe, batch: int, repeats: int, device: str, cond_scale: float | None = 4.0,
               warmup: bool = True, precision: str | None = None) -> list[float]:
     """Seconds per pipeline call for ``batch`` prompts of 196 frames (first call = warm-up, not counted, unless
-    ``warmup`` is False); ``cond_scale`` None = the model's default (``pipeline.json``)."""
+    ``warmup`` is False); ``cond_scale`` None = the model's default (``pipeline.json``). The similarity gate is off
+    (``retrieval_min_score=0``), so every prompt takes the full cascade with retrieval, the slower path
+    (docs/design.md §4.10; the numbered prompts below would fall under the bundle's gate)."""
     texts = [PROMPTS[i % len(PROMPTS)] + f" {i}" for i in range(batch)]
     times = []
     for r in range(0 if warmup else 1, repeats + 1):
         _clear_caches(pipe)
         _sync(device)
         start, cpu = time.perf_counter(), time.process_time()
-        pipe(texts, frames=196, seed=r, steps=10, cond_scale=cond_scale, precision=precision)
+        pipe(texts, frames=196, seed=r, steps=10, cond_scale=cond_scale, precision=precision,
+             retrieval_min_score=0.0)
         _sync(device)
         if r:
             times.append(time.perf_counter() - start)
