@@ -23,11 +23,14 @@ import numpy as np
 
 
 def split_captions(root: Path, split: str) -> list[str]:
-    """All captions of the motions listed in ``<root>/<split>.txt`` (HumanML3D layout, ``texts/<id>.txt``).
+    """All captions of the motions listed in ``<root>/<split>.txt`` (HumanML3D layout, ``texts/<id>.txt``, read
+    with :func:`remomask.data.captions.read_captions`).
 
     Raises:
         FileNotFoundError: no such split file.
     """
+    from remomask.data.captions import read_captions
+
     path = root / f"{split}.txt"
     if not path.is_file():
         raise FileNotFoundError(f"no split file {path}")
@@ -35,8 +38,8 @@ def split_captions(root: Path, split: str) -> list[str]:
     for motion_id in path.read_text().split():
         text = root / "texts" / f"{motion_id}.txt"
         if text.is_file():
-            out.extend(line.split("#")[0].strip() for line in text.read_text().splitlines() if line.strip())
-    return [c for c in out if c]
+            out.extend(c.text for c in read_captions(text)[0] if c.text.strip())
+    return out
 
 
 def best_scores(pipe, captions: list[str], batch: int = 128) -> np.ndarray:

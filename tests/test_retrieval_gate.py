@@ -93,6 +93,7 @@ def test_cli_generate_writes_the_gate_to_result_json(tmp_path):
 def _captions(split: str, limit: int) -> list[str]:
     from pathlib import Path
 
+    from remomask.data.captions import read_captions
     from remomask.data.embedded import resolve_dataset
 
     root = Path(resolve_dataset("embedded", progress=False))
@@ -100,7 +101,7 @@ def _captions(split: str, limit: int) -> list[str]:
     for motion_id in (root / f"{split}.txt").read_text().split():
         path = root / "texts" / f"{motion_id}.txt"
         if path.is_file():
-            out.append(path.read_text().splitlines()[0].split("#")[0])
+            out.append(read_captions(path)[0][0].text)          # the first caption of each motion
     return out[:limit]
 
 

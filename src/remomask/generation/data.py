@@ -55,6 +55,7 @@ __all__ = [
     "tokenizer_fingerprint",
     "TokenSource",
     "Conditions",
+    "check_min_score",
     "ConditionEncoder",
     "DIVERSE_LABELS",
 ]
@@ -321,6 +322,20 @@ class TokenSource:
         return out
 
 
+def check_min_score(value, name: str = "retrieval_min_score") -> float:
+    """Check a similarity-gate threshold (docs/design.md §4.10): a cosine in [0, 1], 0 = off.
+
+    Returns:
+        The value as a float.
+
+    Raises:
+        ValueError: not a real number (bools included), NaN, or outside [0, 1]; the message names ``name``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1] (0 = always retrieve), got {value!r}")
+    return float(value)
+
+
 @dataclass
 class Conditions:
     """Conditions of a batch of prompts.
@@ -431,8 +446,7 @@ class ConditionEncoder:
                              f"got {len(exclude)}")
         if diverse and retrieve and self.retriever is not None and self.k_t2t < 1:
             raise ValueError("diverse neighbours need a model with text-to-text retrieval slots (retrieval_k_t2t >= 1)")
-        if not (isinstance(min_score, (int, float)) and 0.0 <= float(min_score) <= 1.0):
-            raise ValueError(f"min_score must be a number in [0, 1] (0 = always retrieve), got {min_score!r}")
+        check_min_score(min_score, "min_score")
         enc = self._encode_texts(texts)
         sentence = torch.stack([enc[t][0] for t in texts])
         if self.retriever is None or not retrieve:

@@ -149,8 +149,10 @@ class ReMoMaskPipeline:
                 raise ValueError(f"steps must be an integer >= 1, got {value!r}")
             if name != "steps" and not float(value) >= 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-            if name == "retrieval_min_score" and not float(value) <= 1:
-                raise ValueError(f"retrieval_min_score is a cosine similarity in [0, 1], got {value!r}")
+            if name == "retrieval_min_score":
+                from ..generation.data import check_min_score
+
+                check_min_score(value)
             self.sampling_defaults[name] = int(value) if name == "steps" else float(value)
         return self
 
@@ -263,6 +265,7 @@ class ReMoMaskPipeline:
         from ..data.features import joints_from_features
         from ..generation import SamplingConfig, generate_tokens
         from ..generation.batching import plan_length_batches
+        from ..generation.data import check_min_score
 
         texts = check_prompts(texts)
         if retrieval_texts is not None:
@@ -287,9 +290,7 @@ class ReMoMaskPipeline:
         text_scale = d.get("text_scale", 0.0) if text_scale is None else text_scale
         if retrieval_scale is None:
             retrieval_scale = d.get("retrieval_scale", 0.0) if use_retrieval and self.retriever is not None else 0.0
-        min_score = d.get("retrieval_min_score", 0.0) if retrieval_min_score is None else retrieval_min_score
-        if not (isinstance(min_score, (int, float)) and 0.0 <= float(min_score) <= 1.0):
-            raise ValueError(f"retrieval_min_score must be a number in [0, 1] (0 = off), got {min_score!r}")
+        min_score = check_min_score(d["retrieval_min_score"] if retrieval_min_score is None else retrieval_min_score)
         sampling = SamplingConfig(steps=steps, cond_scale=cond_scale, text_scale=text_scale,
                                   retrieval_scale=retrieval_scale, top_k=top_k, temperature=temperature,
                                   gumbel=gumbel, residual_cond_scale=residual_cond_scale,
@@ -311,7 +312,7 @@ class ReMoMaskPipeline:
         queries = None if retrieval_texts is None else [t for t in retrieval_texts for _ in range(num_samples)]
         sentence, retrieval, tokens, retrieved = self._conditions(all_texts, all_req, batch_size, generator,
                                                                   length_mode, use_r, queries,
-                                                                  bool(diverse_neighbours), float(min_score))
+                                                                  bool(diverse_neighbours), min_score)
         # 2. token generation and decoding in batches of similar length (generation/batching.py)
         n_max = int(tokens.max())
         d = self.tokenizer.config.feature_dim
@@ -351,7 +352,7 @@ class ReMoMaskPipeline:
         settings = dict(sampling.to_dict(), seed=seed, num_samples=num_samples, length_mode=length_mode,
                         use_retrieval=use_r, device=str(self.device), precision=precision,
                         retrieval_k=self.mask_transformer.config.retrieval_k if use_r else 0,
-                        retrieval_min_score=float(min_score) if use_r else 0.0)
+                        retrieval_min_score=min_score if use_r else 0.0)
         return GenerationOutput(all_texts, joints, feats, lengths, retrieved, source, ids, settings)
 
     # ---- editing and timelines (remomask.pipeline.editing, remomask.pipeline.timeline) -------------------------
