@@ -73,9 +73,16 @@ def _config(**overrides) -> MaskTransformerConfig:
     return MaskTransformerConfig(**fields)
 
 
-def _model(**overrides) -> MaskTransformer:
+def _model(gate: float = 1.0, **overrides) -> MaskTransformer:
+    """A sharpened tiny model; a ``memory_fusion="gated"`` one gets its memory gates set to ``gate`` (they start
+    at 0, where the memory has no effect)."""
     torch.manual_seed(0)
-    return sharpen(MaskTransformer(_config(**overrides)), seed=1).eval()
+    model = sharpen(MaskTransformer(_config(**overrides)), seed=1).eval()
+    with torch.no_grad():
+        for blk in model.ssta:
+            if hasattr(blk, "mem_gate"):
+                blk.mem_gate.fill_(gate)
+    return model
 
 
 def _batch(encoder, records, count: int = 3):
@@ -197,12 +204,15 @@ def test_config_checks():
         _config(ssta="linear")
     with pytest.raises(ValueError, match="retrieval_k_t2t"):
         _config(retrieval_k_t2t=3)
+    with pytest.raises(ValueError, match="memory_fusion"):
+        _config(memory_fusion="sum")
     assert MaskTransformerConfig().retrieval_form == "embedding"
+    assert MaskTransformerConfig().memory_fusion == "joint"
 
 
-@pytest.mark.parametrize("k", [1, 2])
-def test_forward_backward_and_sampling(encoder, records, k):
-    model = _model(retrieval_k=k).train()
+@pytest.mark.parametrize("k,fusion", [(1, "joint"), (2, "joint"), (2, "gated")])
+def test_forward_backward_and_sampling(encoder, records, k, fusion):
+    model = _model(retrieval_k=k, memory_fusion=fusion).train()
     ids, sentence, retrieval = _batch(encoder, records)
     gen = torch.Generator().manual_seed(3)
     out = model.loss(ids, sentence, retrieval, generator=gen)
@@ -211,14 +221,17 @@ def test_forward_backward_and_sampling(encoder, records, k):
     for p in model.retr_tokens.parameters():                          # the memory gets gradients
         assert p.grad is not None and p.grad.abs().sum() > 0
     assert all(blk.mem_norm.weight.grad is not None for blk in model.ssta)
+    if fusion == "gated":                                             # the gate learns
+        assert all(blk.mem_gate.grad is not None and blk.mem_gate.grad.abs() > 0 for blk in model.ssta)
     model.eval()
     a = generate_base(model, sentence, torch.tensor([10, 7, 5]), retrieval, steps=3, cond_scale=3.0, generator=5)
     b = generate_base(model, sentence, torch.tensor([10, 7, 5]), retrieval, steps=3, cond_scale=3.0, generator=5)
     assert torch.equal(a, b) and (a[1, 7:] == -1).all() and (a[1, :7] >= 0).all()
 
 
-def test_the_memory_is_used_and_masked(encoder, records):
-    model = _model()
+@pytest.mark.parametrize("fusion", ["joint", "gated"])
+def test_the_memory_is_used_and_masked(encoder, records, fusion):
+    model = _model(memory_fusion=fusion)
     ids, sentence, r = _batch(encoder, records)
     with torch.no_grad():
         base = model(ids, sentence, r)
@@ -250,6 +263,24 @@ def test_the_memory_is_used_and_masked(encoder, records):
                                    rtol=0, atol=1e-5)
 
 
+def test_gated_memory_starts_closed(encoder, records):
+    """docs/design.md §5.9: with its gates at their initial 0 the gated model ignores the grids (it starts as the
+    model without memory) and the memory reaches the output once a gate opens; the joint form reads the grids
+    from the start."""
+    ids, sentence, r = _batch(encoder, records)
+    other = r.tokens.clone()
+    other[r.tokens >= 0] = (other[r.tokens >= 0] + 17) % 256
+    perturbed = Retrieved(r.motion, r.text, r.valid, other)
+    closed = _model(gate=0.0, memory_fusion="gated")
+    assert all(blk.mem_gate.item() == 0.0 for blk in MaskTransformer(_config(memory_fusion="gated")).ssta)
+    with torch.no_grad():
+        torch.testing.assert_close(closed(ids, sentence, perturbed), closed(ids, sentence, r), rtol=0, atol=0)
+        opened = _model(gate=0.5, memory_fusion="gated")
+        assert (opened(ids, sentence, perturbed) - opened(ids, sentence, r)).abs().amax() > 1e-2
+        joint = _model(memory_fusion="joint")
+        assert (joint(ids, sentence, perturbed) - joint(ids, sentence, r)).abs().amax() > 1e-2
+
+
 def test_tokens_form_needs_grids(encoder, records):
     model = _model()
     ids, sentence, r = _batch(encoder, records)
@@ -257,8 +288,9 @@ def test_tokens_form_needs_grids(encoder, records):
         model(ids, sentence, Retrieved(r.motion, r.text, r.valid))
 
 
-def test_save_and_load_a_tokens_checkpoint(encoder, records, tmp_path):
-    model = _model()
+@pytest.mark.parametrize("fusion", ["joint", "gated"])
+def test_save_and_load_a_tokens_checkpoint(encoder, records, tmp_path, fusion):
+    model = _model(gate=0.7, memory_fusion=fusion)
     ids, sentence, r = _batch(encoder, records)
     model.save_pretrained(tmp_path / "m")
     back = MaskTransformer.from_pretrained(tmp_path / "m")

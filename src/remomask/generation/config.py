@@ -22,6 +22,7 @@ from dataclasses import dataclass
 __all__ = [
     "SSTA_KINDS",
     "RETRIEVAL_FORMS",
+    "MEMORY_FUSIONS",
     "MaskTransformerConfig",
     "ResidualTransformerConfig",
     "LengthEstimatorConfig",
@@ -35,6 +36,10 @@ linear-attention variant (docs/design.md §5.3)."""
 RETRIEVAL_FORMS = ("embedding", "tokens")
 """How retrieved motions reach the masked transformer: ``embedding`` (the paper's R_m / R_t vectors in SSTA,
 docs/design.md §5.6) or ``tokens`` (additionally their base-layer token grids as key/value memory, §5.8)."""
+MEMORY_FUSIONS = ("joint", "gated")
+"""How a ``tokens``-form model reads the retrieved-token memory (docs/design.md §5.9): ``joint`` (the memory joins the
+keys and values of each SSTA block's one softmax, §5.8) or ``gated`` (its own cross-attention per SSTA block, added
+through a tanh gate that starts at zero, so the untrained model equals its no-memory self)."""
 
 
 class _ConfigMixin:
@@ -152,6 +157,9 @@ class MaskTransformerConfig(_ConfigMixin):
             retrieved entries' base-layer token grids, embedded with this model's token table plus learned time,
             column and "retrieved" type embeddings, are also keys and values of every SSTA block (§5.8; ECCV
             SSTA with retrieval only). Needs a database with token grids of the same tokenizer.
+        memory_fusion: ``tokens`` form only: ``"joint"`` (default; the memory joins the SSTA softmax, §5.8) or
+            ``"gated"`` (a separate cross-attention to the memory in every SSTA block, scaled by tanh of a learned
+            gate initialised at 0, after Flamingo; docs/design.md §5.9).
         use_retrieval: False gives the MoMask-style no-RAG baseline with the same blocks: no retrieval input,
             and the text becomes a key/value token of the attention (as MoMask's prepended text token).
         text_value: ECCV form only: also put the text token in the values (arXiv routing K = (z, t, ...),
@@ -184,6 +192,7 @@ class MaskTransformerConfig(_ConfigMixin):
     retrieval_k: int = 1
     retrieval_k_t2t: int = 0
     retrieval_form: str = "embedding"
+    memory_fusion: str = "joint"
     use_retrieval: bool = True
     text_value: bool = False
     text_drop: float = 0.1
@@ -205,6 +214,8 @@ class MaskTransformerConfig(_ConfigMixin):
             raise ValueError(f"retrieval_form must be one of {RETRIEVAL_FORMS}, got {self.retrieval_form!r}")
         if self.retrieval_form == "tokens" and (self.ssta != "eccv" or not self.use_retrieval):
             raise ValueError("retrieval_form='tokens' needs the ECCV SSTA (ssta='eccv') and use_retrieval=True")
+        if self.memory_fusion not in MEMORY_FUSIONS:
+            raise ValueError(f"memory_fusion must be one of {MEMORY_FUSIONS}, got {self.memory_fusion!r}")
         _check_heads(self.latent_dim, self.num_heads, "MaskTransformerConfig")
 
     @property

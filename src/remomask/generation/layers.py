@@ -209,17 +209,27 @@ class SSTABlock(nn.Module):
     ``text_slot`` the text is also one key/value token ``LN_c(t)``, attended when the text is on. With
     ``memory`` the embedded retrieved token grids m (``cond.memory``, (B, M, D)) are further keys and values,
     ``K = W_k [...; LN_m(m)]``, ``V = W_v [...; LN_m(m)]``, each attended where ``cond.memory_on`` (docs/design.md
-    §5.8).
+    §5.8). With ``memory_fusion="gated"`` the memory is not in that softmax but read by a cross-attention of its
+    own after it (docs/design.md §5.9)::
+
+        z <- z + tanh(a) * W_o' softmax(W_q' LN'(z) (W_k' LN_m(m))^T / sqrt(d)) W_v' LN_m(m) * any(memory_on)
+
+    with the scalar gate ``a`` initialised at 0 (Flamingo's gated cross-attention), so the untrained block equals the
+    block without memory, and a prompt whose memory is all dropped gets exactly zero from it.
 
     Args:
         dim, heads, ff_size, dropout: D, H, FFN width, dropout (residual branches, FFN).
         retrieval_dim: E, or 0 without retrieval (then only the text slot can be added).
         attn_dropout: on the attention weights (None = ``dropout``).
         memory: add the LayerNorm of the retrieved-token memory (``retrieval_form="tokens"``).
+        memory_fusion: ``"joint"`` (memory in the SSTA softmax) or ``"gated"`` (own gated cross-attention).
+
+    Raises:
+        ValueError: unknown ``memory_fusion``.
     """
 
     def __init__(self, dim: int, heads: int, ff_size: int, dropout: float, retrieval_dim: int,
-                 attn_dropout: float | None = None, memory: bool = False) -> None:
+                 attn_dropout: float | None = None, memory: bool = False, memory_fusion: str = "joint") -> None:
         super().__init__()
         self.heads, self.dropout = heads, dropout if attn_dropout is None else attn_dropout
         self.norm = nn.LayerNorm(dim)
@@ -231,8 +241,16 @@ class SSTABlock(nn.Module):
         self.sem_mlp = None
         if retrieval_dim:
             self.sem_mlp = nn.Sequential(nn.Linear(dim + 2 * retrieval_dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        if memory_fusion not in ("joint", "gated"):
+            raise ValueError(f"memory_fusion must be 'joint' or 'gated', got {memory_fusion!r}")
+        self.memory_fusion = memory_fusion
         if memory:
             self.mem_norm = nn.LayerNorm(dim)
+            if memory_fusion == "gated":
+                self.mem_query_norm = nn.LayerNorm(dim)
+                self.mem_q, self.mem_k = nn.Linear(dim, dim), nn.Linear(dim, dim)
+                self.mem_v, self.mem_proj = nn.Linear(dim, dim), nn.Linear(dim, dim)
+                self.mem_gate = nn.Parameter(torch.zeros(()))
         self.norm2 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim, ff_size, dropout)
         self.drop = nn.Dropout(dropout)
@@ -255,7 +273,8 @@ class SSTABlock(nn.Module):
             value = self.v(self.cond_norm(cond.retr_value))
             values.append(value * cond.retr_on[..., None].to(value.dtype))            # dropped R_m -> value 0
             kv_valid.append(cond.text_on[:, None] | cond.retr_on)
-        if cond.memory is not None and hasattr(self, "mem_norm"):
+        use_memory = cond.memory is not None and hasattr(self, "mem_norm")
+        if use_memory and self.memory_fusion == "joint":
             m = self.mem_norm(cond.memory)                                           # (B, M, D)
             keys.append(self.k(m))
             values.append(self.v(m))
@@ -266,7 +285,18 @@ class SSTABlock(nn.Module):
         key_valid = torch.cat(kv_valid, 1)
         p = self.dropout if self.training else 0.0
         x = x + self.drop(self.proj(attention(q, k, v, key_valid, self.heads, p)))
+        if use_memory and self.memory_fusion == "gated":
+            x = x + self._gated_memory(x, cond.memory, cond.memory_on, p)
         return x + self.drop(self.ff(self.norm2(x)))
+
+    def _gated_memory(self, x: torch.Tensor, memory: torch.Tensor, memory_on: torch.Tensor, p: float) -> torch.Tensor:
+        """tanh(a) W_o' Attn(LN'(x), LN_m(m)), zero for prompts without any attended memory token (B, N, D)."""
+        m = self.mem_norm(memory)                                                     # (B, M, D)
+        q = self.mem_q(self.mem_query_norm(x))
+        k, v = self.mem_k(m).to(q.dtype), self.mem_v(m).to(q.dtype)
+        has = memory_on.any(-1)                                                       # (B,)
+        y = self.mem_proj(attention(q, k, v, ensure_some_valid(memory_on), self.heads, p))
+        return self.drop(y) * (torch.tanh(self.mem_gate) * has[:, None, None].to(y.dtype))
 
 
 class LinearSSTALayer(nn.Module):

@@ -77,7 +77,8 @@ class MaskTransformer(nn.Module):
         if c.ssta == "eccv":
             self.retr_value_proj = nn.Linear(c.retrieval_dim, d) if c.use_retrieval else None   # P_m
             self.ssta = nn.ModuleList(SSTABlock(d, c.num_heads, c.ff_size, c.dropout, e, c.attn_dropout,
-                                                memory=tokens_form) for _ in range(c.ssta_layers))
+                                                memory=tokens_form, memory_fusion=c.memory_fusion)
+                                       for _ in range(c.ssta_layers))
         else:
             self.retr_value_proj = None
             self.ssta = nn.ModuleList(LinearSSTALayer(d, c.num_heads, e) for _ in range(c.ssta_layers))
