@@ -200,8 +200,13 @@ def test_mask_transformer_checkpoint_resume_and_selection(parts, tmp_path):
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 3
     assert {int(s["step"]) for s in ckpt["optimizer"]["state"].values()} == {3}        # optimiser carried over
+    # a checkpoint written before a config field existed (memory_fusion, session 13) still resumes
+    del ckpt["model_config"]["memory_fusion"]
+    torch.save(ckpt, out / "checkpoint.pt")
+    train_generation(_cfg(parts, out, "mask", iterations=4, eval_every=4))
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 4
     with pytest.raises(TrainingError, match="another model"):
-        train_generation(_cfg(parts, out, "mask", iterations=4,
+        train_generation(_cfg(parts, out, "mask", iterations=5,
                               model_overrides=dict(TINY_MASK, latent_dim=64, token_dim=64)))
 
 

@@ -432,6 +432,15 @@ def _default_token_cache() -> Path:
 
 
 # ---- the loop ----------------------------------------------------------------------------------------------
+def _config_of(model, saved) -> dict | None:
+    """A checkpoint's model config with the fields added since it was written at their defaults (so that a run
+    started before a new option resumes), or None when it is not a config of ``model``'s class."""
+    try:
+        return type(model.config).from_dict(dict(saved)).to_dict()
+    except (TypeError, ValueError):
+        return None
+
+
 def train_generation(cfg: GenerationTrainConfig) -> Path:
     """Train (or resume) one generation model; returns the selected model folder ``<out>/model``.
 
@@ -462,7 +471,7 @@ def train_generation(cfg: GenerationTrainConfig) -> Path:
     ckpt_path = out / "checkpoint.pt"
     if cfg.resume and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if ckpt.get("kind") != cfg.kind or ckpt["model_config"] != model_cfg:
+        if ckpt.get("kind") != cfg.kind or _config_of(model, ckpt.get("model_config")) != model_cfg:
             raise TrainingError(f"{ckpt_path} was written for another model ({ckpt.get('kind')}, other config); "
                                 "use a new --out or --no-resume")
         step, best, best_step = _training.restore_checkpoint(ckpt, model, opt)
