@@ -7,7 +7,8 @@ intended and documented). The first recording was made with the code *before* th
 (commit 7ae5a5a) and the first bundle; it was re-recorded in session 8 when the default bundle became the
 dataset-v2 model (docs/results.md), with code that reproduced the old recording on the old bundle, and in session
 12 when the bundle's transformers were replaced by their 3,000-iteration runs (same code, which reproduced the
-session-8 recording on the session-8 weights). The cases cover one
+session-8 recording on the session-8 weights), and in session 13 when the bundle's default cond_scale became 1.25
+(only ``grouped_defaults`` changed; the two cases at cond_scale 4 reproduced the session-12 ids). The cases cover one
 prompt, a padded batch of different lengths (length batching off: every motion padded to the longest) and
 length-batched groups, with base-layer guidance on (two passes a step) and at the model's defaults.
 """
