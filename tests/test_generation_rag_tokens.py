@@ -206,6 +206,8 @@ def test_config_checks():
         _config(retrieval_k_t2t=3)
     with pytest.raises(ValueError, match="memory_fusion"):
         _config(memory_fusion="sum")
+    with pytest.raises(ValueError, match="retrieval_form='tokens'"):
+        _config(memory_fusion="gated", retrieval_form="embedding")
     assert MaskTransformerConfig().retrieval_form == "embedding"
     assert MaskTransformerConfig().memory_fusion == "joint"
 

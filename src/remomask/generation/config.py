@@ -216,6 +216,9 @@ class MaskTransformerConfig(_ConfigMixin):
             raise ValueError("retrieval_form='tokens' needs the ECCV SSTA (ssta='eccv') and use_retrieval=True")
         if self.memory_fusion not in MEMORY_FUSIONS:
             raise ValueError(f"memory_fusion must be one of {MEMORY_FUSIONS}, got {self.memory_fusion!r}")
+        if self.memory_fusion != "joint" and self.retrieval_form != "tokens":
+            raise ValueError(f"memory_fusion={self.memory_fusion!r} reads retrieved token grids: it needs "
+                             "retrieval_form='tokens'")
         _check_heads(self.latent_dim, self.num_heads, "MaskTransformerConfig")
 
     @property

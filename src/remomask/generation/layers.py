@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import MEMORY_FUSIONS
+
 __all__ = [
     "sinusoid_2d",
     "attention",
@@ -241,8 +243,8 @@ class SSTABlock(nn.Module):
         self.sem_mlp = None
         if retrieval_dim:
             self.sem_mlp = nn.Sequential(nn.Linear(dim + 2 * retrieval_dim, dim), nn.GELU(), nn.Linear(dim, dim))
-        if memory_fusion not in ("joint", "gated"):
-            raise ValueError(f"memory_fusion must be 'joint' or 'gated', got {memory_fusion!r}")
+        if memory_fusion not in MEMORY_FUSIONS:
+            raise ValueError(f"memory_fusion must be one of {MEMORY_FUSIONS}, got {memory_fusion!r}")
         self.memory_fusion = memory_fusion
         if memory:
             self.mem_norm = nn.LayerNorm(dim)
