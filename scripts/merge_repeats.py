@@ -20,9 +20,18 @@ import numpy as np
 
 
 def per_repeat(path: str) -> dict:
-    """``{metric: [value per repeat]}`` of a results file or a progress file."""
+    """``{metric: [value per repeat]}`` of a results file or a progress file (with the ``pa/rare/*`` and
+    ``pa/frequent/*`` rows of a ``--per-action`` run)."""
     doc = json.load(open(path))
-    return doc["per"] if "per" in doc else doc["rows"][0]["per_repeat"]
+    if "per" in doc:
+        return doc["per"]
+    row = doc["rows"][0]
+    values = dict(row["per_repeat"])
+    # ``--per-action`` runs keep the rare / frequent rows beside the per-action table: merge those too.
+    for key, vals in (row.get("per_action") or {}).get("per_repeat", {}).items():
+        if key.startswith(("pa/rare/", "pa/frequent/")):
+            values[key] = vals
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
