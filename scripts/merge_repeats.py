@@ -6,6 +6,7 @@ Repeat r of the protocol uses seed ``S + r``, so ``--seed S --repeats A`` follow
 
     python scripts/merge_repeats.py first.json second.json
     python scripts/merge_repeats.py first.json second.json.progress/row0.json   # a run stopped part-way
+    python scripts/merge_repeats.py run.json                                     # one run, with its rare / frequent rows
 
 Each argument is a finished ``--json`` file (its first row) or an interrupted run's ``<json>.progress/row0.json``.
 """
@@ -37,8 +38,8 @@ def per_repeat(path: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit code (2 with one line for a missing or foreign file)."""
     paths = sys.argv[1:] if argv is None else argv
-    if len(paths) < 2:
-        print("usage: merge_repeats.py FIRST.json SECOND.json [...]", file=sys.stderr)
+    if not paths:
+        print("usage: merge_repeats.py FIRST.json [SECOND.json ...]", file=sys.stderr)
         return 2
     try:
         parts = [per_repeat(p) for p in paths]

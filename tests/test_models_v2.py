@@ -63,3 +63,33 @@ def test_length_estimator_knows_short_and_long_actions():
                        "a person dances salsa with quick steps and turns."]).sentence
     squat, salsa = est.predict(sentence, mode="argmax", min_tokens=1, max_tokens=49).tolist()
     assert squat <= 15 and salsa >= 30, (squat, salsa)
+
+
+def test_kept_generators_fit_the_bundle(bundled_pipe):
+    """``models/v2/README.md``: the no-RAG twin and the paper-form masked transformer kept for the result tables
+    load with the bundle's other components (as ``remomask assemble`` puts them together) and generate. The paper
+    form retrieves one text-to-motion neighbour, given as one embedding (docs/design.md §4.7, §5.6), and its motion
+    changes with it; the twin has no retrieval input."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from remomask.pipeline import ReMoMaskPipeline
+
+    kept = Path(__file__).resolve().parents[1] / "models" / "v2"
+    b = bundled_pipe
+    common = dict(tokenizer=b.tokenizer, residual_transformer=b.residual_transformer,
+                  length_estimator=b.length_estimator)
+    paper = ReMoMaskPipeline.from_components(mask_transformer=kept / "paper" / "mask_transformer",
+                                             retriever=b.retriever, database=b.database, **common)
+    twin = ReMoMaskPipeline.from_components(mask_transformer=kept / "twin" / "mask_transformer", **common)
+    cfg = paper.mask_transformer.config
+    assert (cfg.retrieval_form, cfg.retrieval_k, cfg.retrieval_k_t2t, cfg.text_value) == ("embedding", 1, 0, False)
+    assert not twin.mask_transformer.config.use_retrieval
+    prompt, kw = "a person kicks with the right leg.", dict(frames=60, seed=3, steps=4)
+    out = paper(prompt, cond_scale=1.5, **kw)
+    assert len(out.retrieved[0]) == 1 and "kick" in out.retrieved[0][0]["caption"]
+    plain = paper(prompt, cond_scale=1.5, use_retrieval=False, **kw)
+    assert not np.array_equal(out.token_ids, plain.token_ids)
+    alone = twin(prompt, cond_scale=2.0, **kw)
+    assert alone.retrieved == [[]] and alone.joints.shape == (1, 60, 22, 3) and np.isfinite(alone.joints).all()
