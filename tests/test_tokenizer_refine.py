@@ -237,3 +237,20 @@ def test_generated_fine_layers_come_from_the_residual_transformer(tmp_path, tiny
     stamp = (tmp_path / "run" / "generated_pool.pt").stat().st_mtime_ns
     refine_decoder(RefineConfig(**{**cfg.__dict__, "iterations": 3}), sampler)
     assert (tmp_path / "run" / "generated_pool.pt").stat().st_mtime_ns == stamp
+
+
+def test_kept_refined_decoder_keeps_the_bundles_ids(bundled, real_windows):
+    """``models/v2/tokenizer_refined_dd3000`` (docs/results.md "The MPJPE-refined decoder under the shipped
+    transformers"): the candidate decoder for the next bundle has the bundle's encoders, codebooks and statistics
+    (same ids, same fingerprint, so the generators, database grids and captioner stay valid) and reconstructs the
+    real fixture windows with a lower pelvis-aligned joint error (mm)."""
+    kept = MotionTokenizer.from_pretrained(Path(__file__).resolve().parents[1] / "models" / "v2"
+                                           / "tokenizer_refined_dd3000").eval()
+    assert all(torch.equal(v, frozen_state(bundled)[k]) for k, v in frozen_state(kept).items())
+    assert tokenizer_fingerprint(kept) == tokenizer_fingerprint(bundled)
+    with torch.no_grad():
+        ids = bundled.encode(real_windows)
+        assert torch.equal(kept.encode(real_windows), ids)
+        err = {name: refine_loss(m, m.decode(ids)[:, :64], real_windows, RIC)[1]["joint_mm"]
+               for name, m in (("bundled", bundled), ("kept", kept))}
+    assert err["kept"] < err["bundled"], err
