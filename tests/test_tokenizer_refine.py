@@ -1,7 +1,8 @@
 """Decoder refinement of a trained tokenizer (docs/design.md §3.5): the ids stay, the reconstruction improves.
 
-Real data throughout: the HumanML3D fixture clips, the embedded dataset and the bundled tokenizer (the
-session-7 one: the refined decoders were measured and not shipped, docs/results.md "Decoder refinement").
+Real data throughout: the HumanML3D fixture clips, the embedded dataset and the bundled tokenizer (since session 15
+the session-7 encoders and codebooks with the depth-dropout refined decoder, docs/results.md "Shipping the refined
+decoder"; the session-7 decoder is kept as ``models/v2/tokenizer_session7``).
 """
 
 from __future__ import annotations
@@ -167,9 +168,9 @@ def test_perturbations_for_robust_decoding(bundled, real_windows):
 
 
 def test_bundled_tokenizer_mpjpe_and_database(bundled):
-    """The bundled tokenizer keeps its measured whole-clip test MPJPE (36.3 mm; docs/results.md: the refined
-    decoders reach 29.3 mm but cost generation quality, so it is not shipped), and the bundled database's token
-    grids are this tokenizer's ids."""
+    """The bundled tokenizer keeps its measured whole-clip test MPJPE (29.5 mm, issue "Every action learned" asks
+    for at most 30; the session-7 decoder had 36.3 mm, docs/results.md "Shipping the refined decoder"), and the
+    bundled database's token grids are this tokenizer's ids."""
     from remomask.data.embedded import resolve_dataset
     from remomask.data.layout import MotionLayout
     from remomask.retrieval.database import RetrievalDatabase
@@ -180,7 +181,7 @@ def test_bundled_tokenizer_mpjpe_and_database(bundled):
                              progress=False))
     metrics = evaluate_model(bundled, test, depths=[6])
     assert metrics["clips"] == len(test) > 1000
-    assert 35.5 <= metrics["mpjpe_mm"]["6"] <= 37.0
+    assert 28.8 <= metrics["mpjpe_mm"]["6"] <= 30.0
     db = RetrievalDatabase.load(DATABASE_DIR, expected_tokenizer=tokenizer_fingerprint(bundled))
     train = {r.key: r for r in MotionLayout(root, "train", min_length=0, max_length=None, require_captions=False,
                                             subclips=False, progress=False)}
@@ -239,18 +240,18 @@ def test_generated_fine_layers_come_from_the_residual_transformer(tmp_path, tiny
     assert (tmp_path / "run" / "generated_pool.pt").stat().st_mtime_ns == stamp
 
 
-def test_kept_refined_decoder_keeps_the_bundles_ids(bundled, real_windows):
-    """``models/v2/tokenizer_refined_dd3000`` (docs/results.md "The MPJPE-refined decoder under the shipped
-    transformers"): the candidate decoder for the next bundle has the bundle's encoders, codebooks and statistics
-    (same ids, same fingerprint, so the generators, database grids and captioner stay valid) and reconstructs the
-    real fixture windows with a lower pelvis-aligned joint error (mm)."""
+def test_bundled_decoder_is_the_refinement_of_the_kept_session7_tokenizer(bundled, real_windows):
+    """``models/v2/tokenizer_session7`` (``models/v2/README.md``) is the tokenizer the bundle shipped until session
+    14, kept for the no-RAG twin's rows. The bundled tokenizer is its decoder refinement (docs/design.md §3.5): the
+    same encoders, codebooks and statistics (same ids, same fingerprint, so the generators, database grids and
+    captioner stay valid), and a lower pelvis-aligned joint error (mm) on the real fixture windows."""
     kept = MotionTokenizer.from_pretrained(Path(__file__).resolve().parents[1] / "models" / "v2"
-                                           / "tokenizer_refined_dd3000").eval()
+                                           / "tokenizer_session7").eval()
     assert all(torch.equal(v, frozen_state(bundled)[k]) for k, v in frozen_state(kept).items())
     assert tokenizer_fingerprint(kept) == tokenizer_fingerprint(bundled)
     with torch.no_grad():
         ids = bundled.encode(real_windows)
         assert torch.equal(kept.encode(real_windows), ids)
         err = {name: refine_loss(m, m.decode(ids)[:, :64], real_windows, RIC)[1]["joint_mm"]
-               for name, m in (("bundled", bundled), ("kept", kept))}
-    assert err["kept"] < err["bundled"], err
+               for name, m in (("bundled", bundled), ("session7", kept))}
+    assert err["bundled"] < err["session7"], err
