@@ -67,9 +67,10 @@ def test_length_estimator_knows_short_and_long_actions():
 
 def test_kept_generators_fit_the_bundle(bundled_pipe):
     """``models/v2/README.md``: the no-RAG twin and the paper-form masked transformer kept for the result tables
-    load with the bundle's other components (as ``remomask assemble`` puts them together) and generate. The paper
-    form retrieves one text-to-motion neighbour, given as one embedding (docs/design.md §4.7, §5.6), and its motion
-    changes with it; the twin has no retrieval input."""
+    load with the bundle's other components (as ``remomask assemble`` puts them together; since session 15 with the
+    kept session-7 tokenizer, their val choice, whose ids the bundle's refined decoder shares) and generate. The
+    paper form retrieves one text-to-motion neighbour, given as one embedding (docs/design.md §4.7, §5.6), and its
+    motion changes with it; the twin has no retrieval input."""
     from pathlib import Path
 
     import numpy as np
@@ -78,7 +79,7 @@ def test_kept_generators_fit_the_bundle(bundled_pipe):
 
     kept = Path(__file__).resolve().parents[1] / "models" / "v2"
     b = bundled_pipe
-    common = dict(tokenizer=b.tokenizer, residual_transformer=b.residual_transformer,
+    common = dict(tokenizer=kept / "tokenizer_session7", residual_transformer=b.residual_transformer,
                   length_estimator=b.length_estimator)
     paper = ReMoMaskPipeline.from_components(mask_transformer=kept / "paper" / "mask_transformer",
                                              retriever=b.retriever, database=b.database, **common)

@@ -247,7 +247,8 @@ def test_bundled_decoder_is_the_refinement_of_the_kept_session7_tokenizer(bundle
     captioner stay valid), and a lower pelvis-aligned joint error (mm) on the real fixture windows."""
     kept = MotionTokenizer.from_pretrained(Path(__file__).resolve().parents[1] / "models" / "v2"
                                            / "tokenizer_session7").eval()
-    assert all(torch.equal(v, frozen_state(bundled)[k]) for k, v in frozen_state(kept).items())
+    shipped = frozen_state(bundled)
+    assert all(torch.equal(v, shipped[k]) for k, v in frozen_state(kept).items())
     assert tokenizer_fingerprint(kept) == tokenizer_fingerprint(bundled)
     with torch.no_grad():
         ids = bundled.encode(real_windows)
